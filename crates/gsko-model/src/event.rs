@@ -1,0 +1,243 @@
+//! CloudEvents 1.0 envelope in structured JSON mode (`application/cloudevents+json`).
+//!
+//! GSKO's extension attributes: `tenant` (TERYT of the municipality), `correlationid` (ties the
+//! events of one import, payment or letter together) and `sourceversion` (the source system's
+//! version of the record: a record is only ever replaced by a higher version of itself).
+
+use crate::payload::*;
+use crate::Teryt;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub const CONTENT_TYPE: &str = "application/cloudevents+json";
+pub const SPEC_VERSION: &str = "1.0";
+const SCHEMA_BASE: &str = "https://schemas.gsko.pl/messages/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("message is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported CloudEvents specversion {0:?}")]
+    SpecVersion(String),
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    #[error("data of {kind} does not match its schema: {source}")]
+    Data { kind: String, source: serde_json::Error },
+}
+
+/// Every message type GSKO publishes, with its stable `type` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageType {
+    TaxpayerUpserted,
+    TaxAccountUpserted,
+    LiabilityUpserted,
+    PostingRecorded,
+    BalanceReported,
+    RecordRejected,
+    ImportCompleted,
+}
+
+impl MessageType {
+    pub const ALL: [MessageType; 7] = [
+        MessageType::TaxpayerUpserted,
+        MessageType::TaxAccountUpserted,
+        MessageType::LiabilityUpserted,
+        MessageType::PostingRecorded,
+        MessageType::BalanceReported,
+        MessageType::RecordRejected,
+        MessageType::ImportCompleted,
+    ];
+
+    /// The CloudEvents `type`, e.g. `pl.gsko.liability.upserted.v1`.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            MessageType::TaxpayerUpserted => "pl.gsko.taxpayer.upserted.v1",
+            MessageType::TaxAccountUpserted => "pl.gsko.tax-account.upserted.v1",
+            MessageType::LiabilityUpserted => "pl.gsko.liability.upserted.v1",
+            MessageType::PostingRecorded => "pl.gsko.posting.recorded.v1",
+            MessageType::BalanceReported => "pl.gsko.balance.reported.v1",
+            MessageType::RecordRejected => "pl.gsko.import.record-rejected.v1",
+            MessageType::ImportCompleted => "pl.gsko.import.completed.v1",
+        }
+    }
+
+    pub fn from_type_name(s: &str) -> Option<MessageType> {
+        MessageType::ALL.into_iter().find(|t| t.type_name() == s)
+    }
+
+    /// File stem of the JSON Schema in `schemas/messages/`.
+    pub fn schema_file(self) -> String {
+        format!("{}.json", self.type_name().trim_start_matches("pl.gsko."))
+    }
+
+    pub fn dataschema(self) -> String {
+        format!("{SCHEMA_BASE}{}", self.schema_file())
+    }
+}
+
+/// Typed `data` of an event; the variant always agrees with the event's `type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventData {
+    TaxpayerUpserted(Taxpayer),
+    TaxAccountUpserted(TaxAccount),
+    LiabilityUpserted(Liability),
+    PostingRecorded(LedgerPosting),
+    BalanceReported(Balance),
+    RecordRejected(RejectedRecord),
+    ImportCompleted(ImportCompleted),
+}
+
+impl EventData {
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            EventData::TaxpayerUpserted(_) => MessageType::TaxpayerUpserted,
+            EventData::TaxAccountUpserted(_) => MessageType::TaxAccountUpserted,
+            EventData::LiabilityUpserted(_) => MessageType::LiabilityUpserted,
+            EventData::PostingRecorded(_) => MessageType::PostingRecorded,
+            EventData::BalanceReported(_) => MessageType::BalanceReported,
+            EventData::RecordRejected(_) => MessageType::RecordRejected,
+            EventData::ImportCompleted(_) => MessageType::ImportCompleted,
+        }
+    }
+
+    /// The CloudEvents `subject`: which record this is about, e.g. `liability/L-2026-17`.
+    pub fn subject(&self) -> String {
+        match self {
+            EventData::TaxpayerUpserted(d) => format!("taxpayer/{}", d.taxpayer_id),
+            EventData::TaxAccountUpserted(d) => format!("tax-account/{}", d.account_id),
+            EventData::LiabilityUpserted(d) => format!("liability/{}", d.liability_id),
+            EventData::PostingRecorded(d) => format!("posting/{}", d.posting_id),
+            EventData::BalanceReported(d) => format!("balance/{}", d.account_id),
+            EventData::RecordRejected(d) => format!("import/{}/line/{}", d.file_sha256, d.line),
+            EventData::ImportCompleted(d) => format!("import/{}", d.file_sha256),
+        }
+    }
+
+    fn to_value(&self) -> serde_json::Value {
+        let v = match self {
+            EventData::TaxpayerUpserted(d) => serde_json::to_value(d),
+            EventData::TaxAccountUpserted(d) => serde_json::to_value(d),
+            EventData::LiabilityUpserted(d) => serde_json::to_value(d),
+            EventData::PostingRecorded(d) => serde_json::to_value(d),
+            EventData::BalanceReported(d) => serde_json::to_value(d),
+            EventData::RecordRejected(d) => serde_json::to_value(d),
+            EventData::ImportCompleted(d) => serde_json::to_value(d),
+        };
+        v.expect("payloads serialize infallibly")
+    }
+
+    fn from_value(t: MessageType, v: serde_json::Value) -> Result<Self, serde_json::Error> {
+        Ok(match t {
+            MessageType::TaxpayerUpserted => EventData::TaxpayerUpserted(serde_json::from_value(v)?),
+            MessageType::TaxAccountUpserted => EventData::TaxAccountUpserted(serde_json::from_value(v)?),
+            MessageType::LiabilityUpserted => EventData::LiabilityUpserted(serde_json::from_value(v)?),
+            MessageType::PostingRecorded => EventData::PostingRecorded(serde_json::from_value(v)?),
+            MessageType::BalanceReported => EventData::BalanceReported(serde_json::from_value(v)?),
+            MessageType::RecordRejected => EventData::RecordRejected(serde_json::from_value(v)?),
+            MessageType::ImportCompleted => EventData::ImportCompleted(serde_json::from_value(v)?),
+        })
+    }
+}
+
+/// A normalized GSKO message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: Uuid,
+    /// URI-reference of the producer, e.g. `/gsko/radix/1465011`.
+    pub source: String,
+    pub time: DateTime<Utc>,
+    pub tenant: Teryt,
+    pub correlation_id: Option<String>,
+    /// The source's version of the record; higher replaces lower, equal or lower is a no-op.
+    pub source_version: i64,
+    pub data: EventData,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    specversion: String,
+    id: Uuid,
+    source: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
+    time: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    datacontenttype: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dataschema: Option<String>,
+    tenant: Teryt,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    correlationid: Option<String>,
+    sourceversion: i64,
+    data: serde_json::Value,
+}
+
+impl Event {
+    /// A new event with a fresh UUIDv7 id, stamped now.
+    pub fn new(source: impl Into<String>, tenant: Teryt, source_version: i64, data: EventData) -> Self {
+        Event {
+            id: Uuid::now_v7(),
+            source: source.into(),
+            time: Utc::now(),
+            tenant,
+            correlation_id: None,
+            source_version,
+            data,
+        }
+    }
+
+    pub fn with_correlation(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    pub fn message_type(&self) -> MessageType {
+        self.data.message_type()
+    }
+
+    /// AMQP routing key on the events exchange: `<type>.<tenant>`, so that a consumer can bind
+    /// `pl.gsko.liability.#` (one type, all tenants) or `#.1465011` (one tenant, all types).
+    pub fn routing_key(&self) -> String {
+        format!("{}.{}", self.message_type().type_name(), self.tenant)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let t = self.message_type();
+        let w = Wire {
+            specversion: SPEC_VERSION.to_owned(),
+            id: self.id,
+            source: self.source.clone(),
+            kind: t.type_name().to_owned(),
+            subject: Some(self.data.subject()),
+            time: self.time,
+            datacontenttype: Some("application/json".to_owned()),
+            dataschema: Some(t.dataschema()),
+            tenant: self.tenant.clone(),
+            correlationid: self.correlation_id.clone(),
+            sourceversion: self.source_version,
+            data: self.data.to_value(),
+        };
+        serde_json::to_vec(&w).expect("events serialize infallibly")
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Event, EventError> {
+        let w: Wire = serde_json::from_slice(bytes)?;
+        if w.specversion != SPEC_VERSION {
+            return Err(EventError::SpecVersion(w.specversion));
+        }
+        let t = MessageType::from_type_name(&w.kind).ok_or_else(|| EventError::UnknownType(w.kind.clone()))?;
+        let data = EventData::from_value(t, w.data).map_err(|source| EventError::Data { kind: w.kind.clone(), source })?;
+        Ok(Event {
+            id: w.id,
+            source: w.source,
+            time: w.time,
+            tenant: w.tenant,
+            correlation_id: w.correlationid,
+            source_version: w.sourceversion,
+            data,
+        })
+    }
+}

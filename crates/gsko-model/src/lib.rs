@@ -1,0 +1,12 @@
+//! The normalized model every GSKO crate speaks: validated Polish identifiers, money in
+//! integer grosze, and the CloudEvents 1.0 messages with their payloads. No I/O lives here.
+
+pub mod event;
+pub mod ids;
+pub mod money;
+pub mod payload;
+
+pub use event::{Event, EventData, EventError, MessageType, CONTENT_TYPE};
+pub use ids::{IdError, Nip, Nrb, Pesel, Regon, Teryt};
+pub use money::{Amount, AmountError};
+pub use payload::*;

@@ -1,0 +1,94 @@
+//! The store keeps the consolidated resident view. Two backends (Postgres for production,
+//! SQLite for the embedded mode) pass one contract test suite.
+//!
+//! `apply` is idempotent: a record (taxpayer, account, liability, posting, balance) is replaced
+//! only by a higher `source_version` of itself, so duplicates, replays and reordering are
+//! harmless. Every table carries the tenant (TERYT).
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use gsko_model::{Event, Pesel, Teryt};
+use serde::Serialize;
+
+pub mod view;
+pub use view::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("stored row is corrupt ({table}, {key}): {reason}")]
+    Corrupt { table: &'static str, key: String, reason: String },
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (lost connection, pool timeout, serialization
+    /// conflict) or not.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// What one `apply` did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    /// Records inserted or replaced by a newer version.
+    pub applied: u64,
+    /// Events that changed nothing (same or older version already stored).
+    pub ignored: u64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Applies a batch of events in one transaction; all or nothing.
+    async fn apply(&self, events: &[Event]) -> Result<ApplyOutcome, StoreError>;
+
+    /// Tenants (among `allowed`) where a taxpayer with this PESEL is known.
+    async fn resident_tenants(&self, pesel: &Pesel, allowed: &[Teryt]) -> Result<Vec<Teryt>, StoreError>;
+
+    /// Everything the view holds for one resident in one tenant: their own taxpayer records, and
+    /// every account they hold alone or as a co-owner with its liabilities, ledger and balance.
+    /// `None` when the tenant knows no taxpayer with this PESEL.
+    async fn resident_view(&self, tenant: &Teryt, pesel: &Pesel) -> Result<Option<ResidentView>, StoreError>;
+
+    /// Records an import rejected, newest first, for an admin.
+    async fn rejected_records(&self, tenant: &Teryt, limit: u32) -> Result<Vec<RejectedRecordRow>, StoreError>;
+
+    /// Imports that completed, newest first.
+    async fn imports(&self, tenant: &Teryt, limit: u32) -> Result<Vec<ImportRow>, StoreError>;
+
+    /// Cheap liveness probe of the database (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Row counts per table for one tenant (tests and benchmarks compare views with it).
+    async fn counts(&self, tenant: &Teryt) -> Result<TableCounts, StoreError>;
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct TableCounts {
+    pub taxpayers: u64,
+    pub accounts: u64,
+    pub liabilities: u64,
+    pub postings: u64,
+    pub balances: u64,
+    pub rejected_records: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedRecordRow {
+    pub received_at: DateTime<Utc>,
+    pub record: gsko_model::RejectedRecord,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportRow {
+    pub completed_at: DateTime<Utc>,
+    pub import: gsko_model::ImportCompleted,
+}
+
+#[allow(dead_code)]
+fn _uses(_: NaiveDate) {}
