@@ -1,1 +1,498 @@
-//! Configuration.
+//! GSKO configuration: a main TOML file (`gsko.toml`) and one file per tenant in a directory
+//! (`tenants/1465011.toml`). Unknown keys are errors; every error names the file, the key and
+//! the reason, so an admin can fix it without reading code. Secrets never sit in these files
+//! in clear: they come from the environment, from a file, or as a SHA-256 hash (API keys).
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use gsko_model::Teryt;
+
+/// The format version this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {reason}")]
+    Io { file: PathBuf, reason: String },
+    #[error("{file}: {reason}")]
+    Syntax { file: PathBuf, reason: String },
+    #[error("{file}: key `{key}`: {reason}")]
+    Invalid { file: PathBuf, key: String, reason: String },
+}
+
+impl ConfigError {
+    fn invalid(file: &Path, key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid { file: file.to_owned(), key: key.into(), reason: reason.into() }
+    }
+}
+
+/// A secret value: named by where it comes from, never written in the config in clear.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum SecretSource {
+    /// Name of an environment variable holding the value.
+    Env(String),
+    /// Path of a file holding the value (trailing newline trimmed).
+    File(PathBuf),
+    /// The value in clear: only accepted for the demo and tests.
+    Value(String),
+}
+
+/// A resolved secret; its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl SecretSource {
+    pub fn resolve(&self) -> Result<Secret, String> {
+        match self {
+            SecretSource::Env(name) => std::env::var(name)
+                .map(Secret)
+                .map_err(|_| format!("environment variable {name} is not set")),
+            SecretSource::File(p) => std::fs::read_to_string(p)
+                .map(|s| Secret(s.trim_end_matches(['\n', '\r']).to_owned()))
+                .map_err(|e| format!("cannot read secret file {}: {e}", p.display())),
+            SecretSource::Value(v) => Ok(Secret(v.clone())),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MainConfig {
+    /// Config format version; must be 1.
+    pub version: u32,
+    /// Directory with one `<TERYT>.toml` per tenant, relative to the main file.
+    #[serde(default = "default_tenants_dir")]
+    pub tenants_dir: PathBuf,
+    pub database: DatabaseConfig,
+    pub bus: BusConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub projector: ProjectorConfig,
+    /// Portal backends allowed to call the query service.
+    #[serde(default)]
+    pub portals: Vec<PortalConfig>,
+}
+
+fn default_tenants_dir() -> PathBuf {
+    PathBuf::from("tenants")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case", tag = "kind")]
+pub enum DatabaseConfig {
+    /// Production: PostgreSQL.
+    Postgres {
+        url: SecretSource,
+        #[serde(default = "default_max_connections")]
+        max_connections: u32,
+    },
+    /// Embedded: a SQLite file.
+    Sqlite { path: PathBuf },
+}
+
+const fn default_max_connections() -> u32 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case", tag = "kind")]
+pub enum BusConfig {
+    /// Production: RabbitMQ over AMQP 0-9-1.
+    Amqp {
+        url: SecretSource,
+        #[serde(default = "default_prefetch")]
+        prefetch: u16,
+        /// Retry ladder delays in seconds; after the last a message is parked.
+        #[serde(default = "default_retry_delays")]
+        retry_delays_secs: Vec<u64>,
+    },
+    /// Embedded: the in-process bus, journaled to a SQLite file so that a crash loses nothing.
+    Memory {
+        journal: Option<PathBuf>,
+        #[serde(default = "default_prefetch")]
+        prefetch: u16,
+        #[serde(default = "default_retry_delays")]
+        retry_delays_secs: Vec<u64>,
+    },
+}
+
+const fn default_prefetch() -> u16 {
+    1000
+}
+
+fn default_retry_delays() -> Vec<u64> {
+    vec![1, 10, 60, 600]
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_body_limit")]
+    pub body_limit: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: default_listen(), body_limit: default_body_limit() }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".to_owned()
+}
+
+const fn default_body_limit() -> usize {
+    64 * 1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectorConfig {
+    /// Events applied per database transaction.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// How long to wait for a batch to fill once it has begun, in milliseconds.
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u64,
+    /// Projector workers (competing consumers) in this process.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        ProjectorConfig { batch_size: default_batch_size(), linger_ms: default_linger_ms(), workers: default_workers() }
+    }
+}
+
+const fn default_batch_size() -> usize {
+    500
+}
+const fn default_linger_ms() -> u64 {
+    20
+}
+const fn default_workers() -> usize {
+    2
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalConfig {
+    /// Portal vendor's name (appears in logs and metrics).
+    pub name: String,
+    /// SHA-256 (hex) of the API key; or `api_key` from env/file.
+    #[serde(default)]
+    pub api_key_sha256: Option<String>,
+    #[serde(default)]
+    pub api_key: Option<SecretSource>,
+    /// TERYT codes this portal may read; `["*"]` for all tenants of the deployment.
+    pub tenants: Vec<String>,
+    /// May call the operations endpoints (rejected records, imports).
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// One municipality.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub teryt: String,
+    pub name: String,
+    #[serde(default)]
+    pub radix: Option<RadixConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadixConfig {
+    /// Directory the domain system drops exports into; `processed/` and `failed/` live inside.
+    pub inbox: PathBuf,
+    /// Optional HTTP(S) URL to fetch an export from on each run.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Cron expression (seconds first, `sec min hour day month weekday`) of the sync.
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+    /// Export format: `xml` (the GSKO contract) or `csv` (with a column mapping).
+    #[serde(default = "default_format")]
+    pub format: String,
+    /// Column mapping of the CSV adapter (see the RADIX connector's documentation).
+    #[serde(default)]
+    pub csv: Option<toml::Table>,
+}
+
+fn default_schedule() -> String {
+    "0 */5 * * * *".to_owned()
+}
+fn default_format() -> String {
+    "xml".to_owned()
+}
+
+/// A portal key ready for lookup: the hash of the key, the tenants it may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalKey {
+    pub name: String,
+    pub key_sha256: [u8; 32],
+    /// `None` = every tenant of the deployment.
+    pub tenants: Option<Vec<Teryt>>,
+    pub admin: bool,
+}
+
+/// The whole configuration, loaded and validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub main: MainConfig,
+    pub tenants: BTreeMap<Teryt, (PathBuf, TenantConfig)>,
+    pub portal_keys: Vec<PortalKey>,
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::Io { file: path.to_owned(), reason: e.to_string() })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        // toml's message already names the key and the line; keep it on one line.
+        let reason = e.to_string().lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join(" | ");
+        ConfigError::Syntax { file: path.to_owned(), reason }
+    })
+}
+
+impl Config {
+    /// Loads the main file and every tenant file, resolving secrets that the daemon needs.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let main: MainConfig = parse(path, &read(path)?)?;
+        if main.version != CONFIG_VERSION {
+            return Err(ConfigError::invalid(path, "version", format!("unsupported config version {}, this build reads {CONFIG_VERSION}", main.version)));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let dir = base.join(&main.tenants_dir);
+        let mut tenants = BTreeMap::new();
+        let entries = std::fs::read_dir(&dir).map_err(|e| ConfigError::invalid(path, "tenants_dir", format!("cannot read directory {}: {e}", dir.display())))?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        for file in files {
+            let t: TenantConfig = parse(&file, &read(&file)?)?;
+            let teryt = Teryt::from_str(&t.teryt).map_err(|e| ConfigError::invalid(&file, "teryt", e.to_string()))?;
+            let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            if stem != teryt.as_str() {
+                return Err(ConfigError::invalid(&file, "teryt", format!("tenant file must be named after its TERYT code ({teryt}.toml)")));
+            }
+            if let Some(r) = &t.radix {
+                validate_radix(&file, base, r)?;
+            }
+            tenants.insert(teryt, (file, t));
+        }
+        if tenants.is_empty() {
+            return Err(ConfigError::invalid(path, "tenants_dir", format!("no tenant files (*.toml) in {}", dir.display())));
+        }
+        let portal_keys = portal_keys(path, &main, &tenants)?;
+        validate_main(path, &main)?;
+        Ok(Config { path: path.to_owned(), main, tenants, portal_keys })
+    }
+
+    pub fn tenant_name(&self, t: &Teryt) -> Option<&str> {
+        self.tenants.get(t).map(|(_, c)| c.name.as_str())
+    }
+
+    /// Resolves a path from a config file relative to the main file's directory.
+    pub fn resolve_path(&self, p: &Path) -> PathBuf {
+        self.path.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
+
+fn validate_main(path: &Path, main: &MainConfig) -> Result<(), ConfigError> {
+    if main.projector.batch_size == 0 || main.projector.batch_size > 10_000 {
+        return Err(ConfigError::invalid(path, "projector.batch_size", "must be between 1 and 10000"));
+    }
+    if main.projector.workers == 0 {
+        return Err(ConfigError::invalid(path, "projector.workers", "must be at least 1"));
+    }
+    if main.http.listen.parse::<std::net::SocketAddr>().is_err() {
+        return Err(ConfigError::invalid(path, "http.listen", format!("{:?} is not an address:port", main.http.listen)));
+    }
+    let (url, key) = match &main.database {
+        DatabaseConfig::Postgres { url, .. } => (Some(url), "database.url"),
+        DatabaseConfig::Sqlite { .. } => (None, ""),
+    };
+    if let Some(u) = url {
+        u.resolve().map_err(|r| ConfigError::invalid(path, key, r))?;
+    }
+    match &main.bus {
+        BusConfig::Amqp { url, retry_delays_secs, prefetch } => {
+            url.resolve().map_err(|r| ConfigError::invalid(path, "bus.url", r))?;
+            check_bus(path, retry_delays_secs, *prefetch)?;
+        }
+        BusConfig::Memory { retry_delays_secs, prefetch, .. } => check_bus(path, retry_delays_secs, *prefetch)?,
+    }
+    Ok(())
+}
+
+fn check_bus(path: &Path, delays: &[u64], prefetch: u16) -> Result<(), ConfigError> {
+    if delays.is_empty() {
+        return Err(ConfigError::invalid(path, "bus.retry_delays_secs", "needs at least one delay"));
+    }
+    if prefetch == 0 {
+        return Err(ConfigError::invalid(path, "bus.prefetch", "must be at least 1"));
+    }
+    Ok(())
+}
+
+fn validate_radix(file: &Path, _base: &Path, r: &RadixConfig) -> Result<(), ConfigError> {
+    cron::Schedule::from_str(&r.schedule).map_err(|e| ConfigError::invalid(file, "radix.schedule", format!("{:?} is not a cron expression (sec min hour day month weekday): {e}", r.schedule)))?;
+    match r.format.as_str() {
+        "xml" => {
+            if r.csv.is_some() {
+                return Err(ConfigError::invalid(file, "radix.csv", "a CSV mapping is only used with format = \"csv\""));
+            }
+        }
+        "csv" => {
+            if r.csv.is_none() {
+                return Err(ConfigError::invalid(file, "radix.csv", "format = \"csv\" needs a [radix.csv] column mapping"));
+            }
+        }
+        other => return Err(ConfigError::invalid(file, "radix.format", format!("unknown format {other:?}; expected \"xml\" or \"csv\""))),
+    }
+    if let Some(u) = &r.url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(ConfigError::invalid(file, "radix.url", format!("{u:?} is not an http(s) URL")));
+        }
+    }
+    Ok(())
+}
+
+fn portal_keys(path: &Path, main: &MainConfig, tenants: &BTreeMap<Teryt, (PathBuf, TenantConfig)>) -> Result<Vec<PortalKey>, ConfigError> {
+    let mut keys = Vec::new();
+    for (i, p) in main.portals.iter().enumerate() {
+        let key = |k: &str| format!("portals[{i}].{k}");
+        let hash = match (&p.api_key_sha256, &p.api_key) {
+            (Some(h), None) => {
+                let bytes = hex::decode(h.trim()).map_err(|_| ConfigError::invalid(path, key("api_key_sha256"), "is not hex"))?;
+                <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| ConfigError::invalid(path, key("api_key_sha256"), "must be 64 hex digits (SHA-256)"))?
+            }
+            (None, Some(src)) => sha256(src.resolve().map_err(|r| ConfigError::invalid(path, key("api_key"), r))?.expose().as_bytes()),
+            _ => return Err(ConfigError::invalid(path, key("api_key"), "give exactly one of api_key_sha256 or api_key")),
+        };
+        let scope = if p.tenants.iter().any(|t| t == "*") {
+            None
+        } else {
+            let mut v = Vec::new();
+            for t in &p.tenants {
+                let teryt = Teryt::from_str(t).map_err(|e| ConfigError::invalid(path, key("tenants"), format!("{t:?}: {e}")))?;
+                if !tenants.contains_key(&teryt) {
+                    return Err(ConfigError::invalid(path, key("tenants"), format!("tenant {teryt} has no file in tenants_dir")));
+                }
+                v.push(teryt);
+            }
+            Some(v)
+        };
+        if keys.iter().any(|k: &PortalKey| k.key_sha256 == hash) {
+            return Err(ConfigError::invalid(path, key("api_key"), "the same key is configured twice"));
+        }
+        keys.push(PortalKey { name: p.name.clone(), key_sha256: hash, tenants: scope, admin: p.admin });
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        std::fs::create_dir_all(dir.join(name).parent().unwrap()).unwrap();
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    const MAIN: &str = r#"
+version = 1
+[database]
+kind = "sqlite"
+path = "gsko.sqlite"
+[bus]
+kind = "memory"
+[[portals]]
+name = "portal-a"
+api_key = { value = "k1" }
+tenants = ["1465011"]
+"#;
+
+    #[test]
+    fn loads_a_valid_configuration() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "gsko.toml", MAIN);
+        write(d.path(), "tenants/1465011.toml", "teryt = \"1465011\"\nname = \"Warszawa\"\n[radix]\ninbox = \"in\"\n");
+        let c = Config::load(&d.path().join("gsko.toml")).unwrap();
+        assert_eq!(c.tenants.len(), 1);
+        assert_eq!(c.portal_keys[0].key_sha256, sha256(b"k1"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "gsko.toml", MAIN);
+        write(d.path(), "tenants/1465011.toml", "teryt = \"1465011\"\nname = \"Warszawa\"\n[radix]\ninbox = \"in\"\nshedule = \"x\"\n");
+        let e = Config::load(&d.path().join("gsko.toml")).unwrap_err().to_string();
+        assert!(e.contains("1465011.toml"), "{e}");
+        assert!(e.contains("shedule"), "{e}");
+        assert!(e.contains("line 5"), "{e}");
+    }
+
+    #[test]
+    fn bad_cron_and_bad_teryt_are_named() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "gsko.toml", MAIN);
+        write(d.path(), "tenants/1465011.toml", "teryt = \"1465011\"\nname = \"W\"\n[radix]\ninbox = \"in\"\nschedule = \"every day\"\n");
+        let e = Config::load(&d.path().join("gsko.toml")).unwrap_err().to_string();
+        assert!(e.contains("key `radix.schedule`"), "{e}");
+        write(d.path(), "tenants/1465011.toml", "teryt = \"1465017\"\nname = \"W\"\n");
+        let e = Config::load(&d.path().join("gsko.toml")).unwrap_err().to_string();
+        assert!(e.contains("key `teryt`") && e.contains("kind digit"), "{e}");
+    }
+
+    #[test]
+    fn portal_scoped_to_unknown_tenant_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "gsko.toml", &MAIN.replace("[\"1465011\"]", "[\"0201043\"]"));
+        write(d.path(), "tenants/1465011.toml", "teryt = \"1465011\"\nname = \"W\"\n");
+        let e = Config::load(&d.path().join("gsko.toml")).unwrap_err().to_string();
+        assert!(e.contains("portals[0].tenants") && e.contains("0201043"), "{e}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
+    }
+}

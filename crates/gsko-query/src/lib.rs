@@ -1,1 +1,281 @@
-//! The query service.
+//! The query service: a thin HTTP JSON API over the consolidated resident view.
+//!
+//! Callers are portal backends, each with an API key scoped to tenants (`Authorization: Bearer
+//! <key>`); the resident is named by `X-Resident-Pesel` — a header, so the PESEL stays out of
+//! URLs and access logs. A tenant outside the key's scope answers exactly like a tenant where the
+//! resident is unknown (404), so a key cannot probe other municipalities.
+//! The OpenAPI document is `schemas/openapi.yaml`, served at `/openapi.yaml`.
+
+pub mod metrics;
+mod resident;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use gsko_config::PortalKey;
+use gsko_model::{Pesel, Teryt};
+use gsko_store::{Store, StoreError};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub use metrics::Registry;
+pub use resident::*;
+
+/// The OpenAPI document, kept equal to what the service does by the crate's tests.
+pub const OPENAPI_YAML: &str = include_str!("../../../schemas/openapi.yaml");
+
+pub const RESIDENT_HEADER: &str = "x-resident-pesel";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<Vec<PortalKey>>,
+    /// Every tenant of the deployment, with its name.
+    pub tenants: Arc<BTreeMap<Teryt, String>>,
+    pub metrics: Arc<Registry>,
+    /// Today's date for "next installment" (overridable in tests).
+    pub today: fn() -> chrono::NaiveDate,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, keys: Vec<PortalKey>, tenants: BTreeMap<Teryt, String>, metrics: Arc<Registry>) -> Self {
+        AppState { store, keys: Arc::new(keys), tenants: Arc::new(tenants), metrics, today: || chrono::Utc::now().date_naive() }
+    }
+}
+
+/// Errors as the caller sees them: a status, a stable code, a message without internals.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or malformed Authorization header (expected: Bearer <api key>)")]
+    MissingKey,
+    #[error("unknown API key")]
+    UnknownKey,
+    #[error("this key may not use operations endpoints")]
+    NotAdmin,
+    #[error("missing X-Resident-Pesel header")]
+    MissingResident,
+    #[error("X-Resident-Pesel: {0}")]
+    BadResident(String),
+    #[error("{0}")]
+    BadTenant(String),
+    #[error("no data for this resident in this tenant")]
+    NotFound,
+    #[error("the view is temporarily unavailable, try again")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::MissingKey => (StatusCode::UNAUTHORIZED, "missing_api_key"),
+            ApiError::UnknownKey => (StatusCode::UNAUTHORIZED, "unknown_api_key"),
+            ApiError::NotAdmin => (StatusCode::FORBIDDEN, "not_admin"),
+            ApiError::MissingResident => (StatusCode::BAD_REQUEST, "missing_resident"),
+            ApiError::BadResident(_) => (StatusCode::BAD_REQUEST, "invalid_resident"),
+            ApiError::BadTenant(_) => (StatusCode::BAD_REQUEST, "invalid_tenant"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: &'static str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let mut r = (status, Json(ErrorBody { error: code, message: self.to_string() })).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_transient() {
+            tracing::warn!(error = %e, "store unavailable");
+            ApiError::Unavailable
+        } else {
+            tracing::error!(error = %e, "store error");
+            ApiError::Internal
+        }
+    }
+}
+
+/// The authenticated caller.
+struct Caller<'a> {
+    key: &'a PortalKey,
+}
+
+impl Caller<'_> {
+    fn may_read(&self, t: &Teryt) -> bool {
+        self.key.tenants.as_ref().is_none_or(|ts| ts.contains(t))
+    }
+}
+
+fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<Caller<'a>, ApiError> {
+    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::MissingKey)?;
+    let token = value.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()).ok_or(ApiError::MissingKey)?;
+    let hash = gsko_config::sha256(token.as_bytes());
+    // Compare hashes, not keys: equal-length digests, and no key material kept in memory.
+    let key = state.keys.iter().find(|k| k.key_sha256 == hash).ok_or(ApiError::UnknownKey)?;
+    Ok(Caller { key })
+}
+
+fn resident(headers: &HeaderMap) -> Result<Pesel, ApiError> {
+    let v = headers.get(RESIDENT_HEADER).ok_or(ApiError::MissingResident)?;
+    let s = v.to_str().map_err(|_| ApiError::BadResident("not ASCII".into()))?;
+    Pesel::from_str(s).map_err(|e| ApiError::BadResident(e.to_string()))
+}
+
+fn tenant(state: &AppState, caller: &Caller<'_>, raw: &str) -> Result<Teryt, ApiError> {
+    let t = Teryt::from_str(raw).map_err(|e| ApiError::BadTenant(format!("tenant {raw:?}: {e}")))?;
+    if !state.tenants.contains_key(&t) || !caller.may_read(&t) {
+        return Err(ApiError::NotFound);
+    }
+    Ok(t)
+}
+
+/// Every route with its handler; `route_paths` exposes the paths so that a test can keep the
+/// OpenAPI document and the router equal.
+fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
+    vec![
+        ("/healthz", get(healthz)),
+        ("/readyz", get(readyz)),
+        ("/metrics", get(metrics_text)),
+        ("/openapi.yaml", get(openapi)),
+        ("/v1/resident/summary", get(all_summaries)),
+        ("/v1/tenants/{teryt}/resident/summary", get(summary)),
+        ("/v1/tenants/{teryt}/resident/liabilities", get(liabilities)),
+        ("/v1/tenants/{teryt}/resident/balance", get(balance)),
+        ("/v1/tenants/{teryt}/resident/ledger", get(ledger)),
+        ("/v1/tenants/{teryt}/admin/rejected-records", get(rejected_records)),
+        ("/v1/tenants/{teryt}/admin/imports", get(imports)),
+    ]
+}
+
+pub fn route_paths() -> Vec<&'static str> {
+    routes().into_iter().map(|(p, _)| p).collect()
+}
+
+pub fn router(state: AppState, body_limit: usize) -> Router {
+    let requests = RequestCounters::new(&state.metrics);
+    let router = routes().into_iter().fold(Router::new(), |r, (path, handler)| r.route(path, handler));
+    router
+        .layer(axum::middleware::from_fn_with_state(requests, count_requests))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
+        .with_state(state)
+}
+
+/// Requests by status class, for `/metrics`.
+#[derive(Clone)]
+struct RequestCounters {
+    by_class: Arc<[Arc<AtomicU64>; 5]>,
+}
+
+impl RequestCounters {
+    fn new(r: &Registry) -> Self {
+        let c = |class: &str| r.counter("gsko_http_requests_total", "HTTP requests answered, by status class", &[("class", class)]);
+        RequestCounters { by_class: Arc::new([c("1xx"), c("2xx"), c("3xx"), c("4xx"), c("5xx")]) }
+    }
+}
+
+async fn count_requests(State(c): State<RequestCounters>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let r = next.run(req).await;
+    let i = (r.status().as_u16() / 100).clamp(1, 5) as usize - 1;
+    c.by_class[i].fetch_add(1, Ordering::Relaxed);
+    r
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(s): State<AppState>) -> Result<&'static str, ApiError> {
+    s.store.ping().await?;
+    Ok("ready\n")
+}
+
+async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI_YAML)
+}
+
+async fn all_summaries(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<AllSummaries>, ApiError> {
+    let caller = authenticate(&s, &headers)?;
+    let pesel = resident(&headers)?;
+    let allowed: Vec<Teryt> = s.tenants.keys().filter(|t| caller.may_read(t)).cloned().collect();
+    let found = s.store.resident_tenants(&pesel, &allowed).await?;
+    let mut tenants = Vec::new();
+    for t in found {
+        if let Some(v) = s.store.resident_view(&t, &pesel).await? {
+            tenants.push(Summary::of(&v, s.tenants.get(&t).map(String::as_str).unwrap_or_default(), (s.today)()));
+        }
+    }
+    Ok(Json(AllSummaries { tenants }))
+}
+
+async fn view(s: &AppState, headers: &HeaderMap, raw: &str) -> Result<(Teryt, gsko_store::ResidentView), ApiError> {
+    let caller = authenticate(s, headers)?;
+    let t = tenant(s, &caller, raw)?;
+    let pesel = resident(headers)?;
+    let v = s.store.resident_view(&t, &pesel).await?.ok_or(ApiError::NotFound)?;
+    Ok((t, v))
+}
+
+async fn summary(State(s): State<AppState>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Json<Summary>, ApiError> {
+    let (t, v) = view(&s, &headers, &raw).await?;
+    Ok(Json(Summary::of(&v, s.tenants.get(&t).map(String::as_str).unwrap_or_default(), (s.today)())))
+}
+
+async fn liabilities(State(s): State<AppState>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Json<Liabilities>, ApiError> {
+    let (_, v) = view(&s, &headers, &raw).await?;
+    Ok(Json(Liabilities::of(&v)))
+}
+
+async fn balance(State(s): State<AppState>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Json<Balances>, ApiError> {
+    let (_, v) = view(&s, &headers, &raw).await?;
+    Ok(Json(Balances::of(&v)))
+}
+
+async fn ledger(State(s): State<AppState>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Json<Ledger>, ApiError> {
+    let (_, v) = view(&s, &headers, &raw).await?;
+    Ok(Json(Ledger::of(&v)))
+}
+
+fn admin_tenant(s: &AppState, headers: &HeaderMap, raw: &str) -> Result<Teryt, ApiError> {
+    let caller = authenticate(s, headers)?;
+    if !caller.key.admin {
+        return Err(ApiError::NotAdmin);
+    }
+    tenant(s, &caller, raw)
+}
+
+async fn rejected_records(State(s): State<AppState>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Json<RejectedRecords>, ApiError> {
+    let t = admin_tenant(&s, &headers, &raw)?;
+    let records = s.store.rejected_records(&t, 1000).await?;
+    Ok(Json(RejectedRecords { tenant: t.to_string(), records }))
+}
+
+async fn imports(State(s): State<AppState>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Json<Imports>, ApiError> {
+    let t = admin_tenant(&s, &headers, &raw)?;
+    let imports = s.store.imports(&t, 1000).await?;
+    Ok(Json(Imports { tenant: t.to_string(), imports }))
+}
