@@ -1,1 +1,181 @@
-fn main() {}
+//! `gsko`: the integration daemon (`run`, `demo`) and its admin commands (`check-config`,
+//! `inspect`, `sim`, `bench`). Thin: the work lives in the library crates; this file wires them.
+
+mod bench;
+mod daemon;
+mod demo;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// sysexits.h EX_CONFIG: "something was found in an unconfigured or misconfigured state".
+const EXIT_CONFIG: u8 = 78;
+
+#[derive(Parser)]
+#[command(name = "gsko", version, about = "GSKO — integration daemon for Polish municipalities")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon with a production configuration (RabbitMQ + PostgreSQL).
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run everything in one process: SQLite, in-process bus, simulated RADIX exports for five
+    /// municipalities, and the query API on localhost.
+    Demo {
+        /// Working directory (config, exports, database); wiped at start unless --keep.
+        #[arg(long, default_value = "var/demo")]
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Generated taxpayers per municipality.
+        #[arg(long, default_value_t = 2000)]
+        taxpayers: usize,
+        /// Keep the working directory from a previous run.
+        #[arg(long)]
+        keep: bool,
+        /// Import, print the demo queries, and exit instead of serving (used by tests).
+        #[arg(long)]
+        exit_after_import: bool,
+    },
+    /// Validate a configuration offline; exit code 78 names file, key and reason on an error.
+    CheckConfig { file: PathBuf },
+    /// Print what an external file would become, touching nothing.
+    Inspect {
+        #[command(subcommand)]
+        what: InspectWhat,
+    },
+    /// Simulators of the external systems.
+    Sim {
+        #[command(subcommand)]
+        what: SimWhat,
+    },
+    /// Measure an end-to-end import (file → bus → projector → store) and print a table.
+    Bench {
+        #[arg(long, default_value_t = 100_000)]
+        taxpayers: usize,
+        /// `production` (RabbitMQ + PostgreSQL), `embedded` (in-process bus + SQLite) or `both`.
+        #[arg(long, default_value = "both")]
+        mode: String,
+        #[arg(long, env = "GSKO_BENCH_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        database_url: String,
+        #[arg(long, env = "GSKO_BENCH_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+        amqp_url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum InspectWhat {
+    /// Print the normalized events of a RADIX export as JSON lines (one event per line);
+    /// rejected records go to standard error with file, line, record and reason.
+    Radix { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum SimWhat {
+    /// Generate a deterministic RADIX export with realistic Polish data.
+    Radix {
+        #[arg(long)]
+        taxpayers: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+        /// TERYT code of the municipality (default: the first of the demo catalogue).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, default_value_t = 2026)]
+        year: i32,
+        /// `full` or `incremental`.
+        #[arg(long, default_value = "full")]
+        kind: String,
+    },
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("GSKO_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn"));
+    let json = std::env::var("GSKO_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gsko: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gsko: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::Run { config } => {
+            let cfg = match gsko_config::Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("gsko: configuration error: {e}");
+                    return Ok(ExitCode::from(EXIT_CONFIG));
+                }
+            };
+            daemon::run(cfg, daemon::Options::default()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { dir, listen, taxpayers, keep, exit_after_import } => {
+            demo::run(demo::DemoOptions { dir, listen, taxpayers, keep, exit_after_import }).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { file } => match gsko_config::Config::load(&file).and_then(|c| daemon::check_connectors(&c).map(|_| c)) {
+            Ok(c) => {
+                println!("{}: ok ({} tenants, {} portal keys)", file.display(), c.tenants.len(), c.portal_keys.len());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::from(EXIT_CONFIG))
+            }
+        },
+        Command::Inspect { what: InspectWhat::Radix { file } } => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let report = gsko_radix::inspect(&file, &mut out).with_context(|| format!("inspecting {}", file.display()))?;
+            drop(out);
+            for r in &report.rejected {
+                eprintln!("{}:{}: {} {}: {}", r.file, r.line, r.record_type, r.record_id.as_deref().unwrap_or("?"), r.reason);
+            }
+            eprintln!("{} events, {} rejected records", report.events, report.rejected.len());
+            Ok(if report.rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
+        Command::Sim { what: SimWhat::Radix { taxpayers, seed, out, tenant, year, kind } } => {
+            let path = demo::generate(&out, tenant.as_deref(), taxpayers, seed, year, &kind, Vec::new())?;
+            println!("{}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { taxpayers, mode, database_url, amqp_url } => {
+            bench::run(bench::BenchOptions { taxpayers, mode, database_url, amqp_url }).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
