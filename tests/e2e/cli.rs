@@ -1,0 +1,99 @@
+//! The command line as an admin meets it: check-config, inspect, and the demo.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+#[test]
+fn check_config_exits_78_naming_file_key_and_reason() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("tenants")).unwrap();
+    std::fs::write(
+        d.path().join("gsko.toml"),
+        "version = 1\n[database]\nkind = \"sqlite\"\npath = \"x.sqlite\"\n[bus]\nkind = \"memory\"\n",
+    )
+    .unwrap();
+    std::fs::write(d.path().join("tenants/0201011.toml"), "teryt = \"0201011\"\nname = \"B\"\n[radix]\ninbox = \"in\"\nschedule = \"0 * * * * *\"\nformat = \"xlsx\"\n").unwrap();
+    let out = gsko().arg("check-config").arg(d.path().join("gsko.toml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("0201011.toml") && err.contains("radix.format") && err.contains("xlsx"), "{err}");
+
+    std::fs::write(d.path().join("tenants/0201011.toml"), "teryt = \"0201011\"\nname = \"B\"\n").unwrap();
+    let out = gsko().arg("check-config").arg(d.path().join("gsko.toml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = gsko()
+        .arg("check-config")
+        .arg(root.join("config/example/gsko.toml"))
+        .env("GSKO_DATABASE_URL", "postgres://gsko@localhost/gsko")
+        .env("GSKO_AMQP_URL", "amqp://localhost")
+        .env("GSKO_ADMIN_KEY", "x")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn inspect_radix_prints_one_cloudevent_per_line_and_touches_nothing() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let example = root.join("schemas/radix/example-full-v1.xml");
+    let before = std::fs::read(&example).unwrap();
+    let out = gsko().args(["inspect", "radix"]).arg(&example).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let types: Vec<&str> = lines.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(types.contains(&"pl.gsko.taxpayer.upserted.v1") && types.contains(&"pl.gsko.liability.upserted.v1"), "{types:?}");
+    assert!(lines.iter().all(|e| e["specversion"] == "1.0" && e["tenant"] == "1465011"));
+    assert_eq!(std::fs::read(&example).unwrap(), before);
+    assert!(example.exists());
+}
+
+#[test]
+fn demo_answers_a_query_for_a_demo_resident() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = gsko()
+        .args(["demo", "--taxpayers", "100", "--listen", &format!("127.0.0.1:{port}"), "--dir"])
+        .arg(dir.path().join("demo"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("GSKO demo is ready") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let ready = rx.recv_timeout(Duration::from_secs(240));
+    let result = (|| {
+        ready.map_err(|_| "demo did not become ready".to_owned())?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let (s, body) = get(&format!("http://127.0.0.1:{port}/v1/resident/summary"), Some("demo-portal-key"), Some("78031501236")).map_err(|e| e.to_string())?;
+            let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            if s == 200 && v["tenants"].as_array().map_or(0, |t| t.len()) == 2 {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{s}: {body}"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    let v = result.unwrap();
+    assert!(v["tenants"][0]["accounts"].as_array().is_some_and(|a| !a.is_empty()));
+}
