@@ -16,14 +16,70 @@ const SCHEMA_BASE: &str = "https://schemas.gsko.pl/messages/";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
-    #[error("message is not valid JSON: {0}")]
+    #[error("message is not valid JSON: {}", redact(&.0.to_string()))]
     Json(#[from] serde_json::Error),
     #[error("unsupported CloudEvents specversion {0:?}")]
     SpecVersion(String),
     #[error("unknown message type {0:?}")]
     UnknownType(String),
-    #[error("data of {kind} does not match its schema: {source}")]
+    #[error("data of {kind} does not match its schema: {}", redact(&.source.to_string()))]
     Data { kind: String, source: serde_json::Error },
+    #[error("attribute {attribute} is {found:?}, but type {kind} requires {expected:?}")]
+    Inconsistent { kind: String, attribute: &'static str, found: String, expected: String },
+    #[error("attribute source must not be empty")]
+    EmptySource,
+}
+
+/// Error texts of serde quote the offending value (`invalid type: integer `44051401359``,
+/// `invalid value: string "Jan Kowalski"`); such texts end up in logs and parking headers, so
+/// values are cut out. Field names (in backticks) stay: they are what an admin needs.
+fn redact(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut chars = msg.chars().peekable();
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 4 {
+            out.push_str("***");
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        flush(&mut digits, &mut out);
+        if c == '"' {
+            // skip the quoted value
+            for d in chars.by_ref() {
+                if d == '"' {
+                    break;
+                }
+            }
+            out.push_str("\"***\"");
+            continue;
+        }
+        if c == '`' {
+            // a backtick-quoted token: a field name stays, a value (digits, literal) goes
+            let mut tok = String::new();
+            for d in chars.by_ref() {
+                if d == '`' {
+                    break;
+                }
+                tok.push(d);
+            }
+            let is_name = tok.chars().all(|x| x.is_ascii_lowercase() || x == '_' || x == '-') && !tok.is_empty();
+            out.push('`');
+            out.push_str(if is_name { &tok } else { "***" });
+            out.push('`');
+            continue;
+        }
+        out.push(c);
+    }
+    flush(&mut digits, &mut out);
+    out
 }
 
 /// Every message type GSKO publishes, with its stable `type` attribute.
@@ -229,7 +285,23 @@ impl Event {
             return Err(EventError::SpecVersion(w.specversion));
         }
         let t = MessageType::from_type_name(&w.kind).ok_or_else(|| EventError::UnknownType(w.kind.clone()))?;
+        if w.source.is_empty() {
+            return Err(EventError::EmptySource);
+        }
         let data = EventData::from_value(t, w.data).map_err(|source| EventError::Data { kind: w.kind.clone(), source })?;
+        // Attributes that restate the type must agree with it: a message that contradicts itself
+        // is refused rather than guessed at. (`subject` is informational and not compared.)
+        let checks = [
+            ("dataschema", w.dataschema, t.dataschema()),
+            ("datacontenttype", w.datacontenttype, "application/json".to_owned()),
+        ];
+        for (attribute, found, expected) in checks {
+            if let Some(found) = found {
+                if found != expected {
+                    return Err(EventError::Inconsistent { kind: w.kind.clone(), attribute, found, expected });
+                }
+            }
+        }
         Ok(Event {
             id: w.id,
             source: w.source,
@@ -239,5 +311,22 @@ impl Event {
             source_version: w.sourceversion,
             data,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_texts_carry_no_values() {
+        let e = serde_json::from_str::<crate::Taxpayer>(r#"{"taxpayer_id":"T1","kind":"natural","pesel":44051401359,"name":"Jan Kowalski"}"#).unwrap_err();
+        let shown = redact(&e.to_string());
+        assert!(!shown.contains("44051401359"), "{shown}");
+        let e = serde_json::from_str::<crate::TaxpayerKind>(r#""Jan Kowalski""#).unwrap_err();
+        let shown = redact(&e.to_string());
+        assert!(!shown.contains("Kowalski"), "{shown}");
+        let e = serde_json::from_str::<crate::Taxpayer>(r#"{"taxpayer_id":"T1","kind":"natural"}"#).unwrap_err();
+        assert!(redact(&e.to_string()).contains("`name`"), "field names stay");
     }
 }

@@ -73,8 +73,14 @@ macro_rules! string_id {
         }
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                // On the wire only the canonical form is accepted: separators, prefixes and
+                // padding are for people typing, not for messages between systems.
                 let s = String::deserialize(d)?;
-                $ty::parse(&s).map_err(serde::de::Error::custom)
+                let v = $ty::parse(&s).map_err(serde::de::Error::custom)?;
+                if v.0 != s {
+                    return Err(serde::de::Error::custom(concat!(stringify!($ty), " is not in its canonical form (digits only)")));
+                }
+                Ok(v)
             }
         }
     };
@@ -144,7 +150,8 @@ string_id!(Nip, false);
 
 impl Nip {
     pub fn parse(s: &str) -> Result<Self, IdError> {
-        let s = compact(s.trim().trim_start_matches("PL"));
+        let s = s.trim();
+        let s = compact(s.strip_prefix("PL").unwrap_or(s));
         let d = digits("NIP", &s, &[10], "10")?;
         let sum = weighted(&d[..9], &[6, 5, 7, 2, 3, 4, 5, 6, 7]) % 11;
         if sum == 10 || sum != d[9] {
@@ -234,6 +241,14 @@ mod tests {
     fn pesel_debug_is_redacted() {
         let p = Pesel::parse("44051401359").unwrap();
         assert_eq!(format!("{p:?}"), "Pesel(***)");
+    }
+
+    #[test]
+    fn wire_form_must_be_canonical() {
+        assert!(serde_json::from_str::<Nip>("\"5260001246\"").is_ok());
+        assert!(serde_json::from_str::<Nip>("\"526-000-12-46\"").is_err());
+        assert!(serde_json::from_str::<Teryt>("\" 0201043 \"").is_err());
+        assert!(Nip::parse("PLPL5260001246").is_err());
     }
 
     #[test]

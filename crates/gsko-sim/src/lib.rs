@@ -1,1 +1,44 @@
-//! Simulators of the external systems.
+//! Simulators of the external systems GSKO talks to.
+//!
+//! A simulator is a second, independent implementation of an external system's protocol: it
+//! shares no parsing, signing or message code with the connector it exercises, so a test
+//! between the two fails when the connector misreads the protocol (ARCHITECTURE.md,
+//! "Simulators"). That is why this crate writes XML by hand and computes check digits itself
+//! instead of calling `gsko-model`'s validators; the tests use the model only to cross-check.
+//!
+//! - [`radix`]: deterministic RADIX exports (format v1) for any number of taxpayers.
+//! - [`municipalities`]: five real gminy for the demo.
+//! - [`identifiers`]: PESEL, NIP, REGON and NRB with correct check digits.
+//!
+//! The demo's resident who owns property in two gminy is the same [`DemoResident`] in two
+//! specs; a couple is two residents sharing an `account_key`:
+//!
+//! ```
+//! use gsko_sim::{write_export, DemoResident, RadixExportSpec};
+//! let spec = RadixExportSpec {
+//!     extra_residents: vec![
+//!         DemoResident::owner("02270803624", "Anna Nowak", "nowak-dom"),
+//!         DemoResident::co_owner("44051401359", "Jan Nowak", "nowak-dom"),
+//!     ],
+//!     ..RadixExportSpec::new("0201043", 100, 1, 2026)
+//! };
+//! let mut xml = Vec::new();
+//! let summary = write_export(&spec, &mut xml)?;
+//! assert_eq!(summary.taxpayers, 102);
+//! assert!(String::from_utf8(xml).unwrap().contains(r#"<holder taxpayer="TD0002" role="co_owner"/>"#));
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+pub mod date;
+pub mod identifiers;
+pub mod municipalities;
+mod names;
+pub mod radix;
+mod xml;
+
+pub use date::SimDate;
+pub use municipalities::{Municipality, MUNICIPALITIES};
+pub use radix::{
+    generate_to_dir, write_export, DemoResident, ExportKind, GeneratedSummary, HolderRole,
+    RadixExportSpec, SimAddress,
+};

@@ -1,0 +1,1052 @@
+//! Agreement between the JSON Schemas in `schemas/messages/` (the published contract portal
+//! vendors validate against) and the Rust model (what GSKO actually sends and accepts).
+//!
+//! 1. every message type has its schema file, and the schema names the type it describes;
+//! 2. every schema example is accepted by `Event::from_json`, and its `to_json` validates;
+//! 3. Rust-built events covering every enum variant and optional field validate;
+//! 4. every mutation the Rust types reject is rejected by the schema too. Mutations are made
+//!    systematically (each field removed, each value replaced by values of other types and
+//!    edge values, an unknown member added to each object), so a schema drifting from the
+//!    model fails here. Where the schema is deliberately stricter than the model, the place is
+//!    listed in [`schema_may_be_stricter`] with the reason.
+//!
+//! What a JSON Schema cannot say and the model checks: checksums of PESEL/NIP/REGON/NRB, a
+//! PESEL's date of birth, and that an integer is written without a fraction (`1.0` is an integer
+//! for JSON Schema, not for serde).
+//!
+//! Each check returns the problems it found instead of panicking, so that
+//! [`deliberately_broken_schemas_are_caught`] can run the same checks against sabotaged copies
+//! of the schemas and prove the checks can fail.
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use gsko_model::*;
+use jsonschema::{Draft, Resource, Validator};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+const COMMON_ID: &str = "https://schemas.gsko.pl/messages/common.json";
+
+fn schema_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/messages")
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+#[derive(Clone)]
+struct Schemas {
+    common: Value,
+    by_type: Vec<(MessageType, Value)>,
+}
+
+impl Schemas {
+    fn load() -> Schemas {
+        let dir = schema_dir();
+        Schemas {
+            common: read_json(&dir.join("common.json")),
+            by_type: MessageType::ALL
+                .into_iter()
+                .map(|t| {
+                    let path = dir.join(t.schema_file());
+                    assert!(
+                        path.exists(),
+                        "no schema for {}: {} is missing",
+                        t.type_name(),
+                        path.display()
+                    );
+                    (t, read_json(&path))
+                })
+                .collect(),
+        }
+    }
+
+    fn schema(&self, t: MessageType) -> &Value {
+        &self.by_type.iter().find(|(k, _)| *k == t).unwrap().1
+    }
+
+    fn schema_mut(&mut self, t: MessageType) -> &mut Value {
+        &mut self.by_type.iter_mut().find(|(k, _)| *k == t).unwrap().1
+    }
+
+    /// Validator for one message type, with `common.json` resolvable by its `$id` and format
+    /// assertions on (dates, date-times and UUIDs are checked as the model checks them).
+    fn validator(&self, t: MessageType) -> Result<Validator, String> {
+        let common = Resource::from_contents(self.common.clone()).map_err(|e| e.to_string())?;
+        jsonschema::options()
+            .with_draft(Draft::Draft202012)
+            .should_validate_formats(true)
+            .with_resource(COMMON_ID, common)
+            .build(self.schema(t))
+            .map_err(|e| format!("schema of {} does not compile: {e}", t.type_name()))
+    }
+}
+
+fn rust_accepts(v: &Value) -> bool {
+    Event::from_json(&serde_json::to_vec(v).unwrap()).is_ok()
+}
+
+fn first_error(validator: &Validator, v: &Value) -> String {
+    validator
+        .iter_errors(v)
+        .next()
+        .map_or_else(String::new, |e| format!("{} at {}", e, e.instance_path))
+}
+
+// ------------------------------------------------------------------------------------------
+// (1) files, identity, enums
+
+fn check_files_and_identity(s: &Schemas) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = jsonschema::meta::validate(&s.common) {
+        problems.push(format!("common.json is not a valid JSON Schema: {e}"));
+    }
+    if s.common["$id"] != COMMON_ID {
+        problems.push("common.json has the wrong $id".into());
+    }
+    for (t, schema) in &s.by_type {
+        if let Err(e) = jsonschema::meta::validate(schema) {
+            problems.push(format!(
+                "{} is not a valid JSON Schema: {e}",
+                t.schema_file()
+            ));
+        }
+        if schema["$schema"] != "https://json-schema.org/draft/2020-12/schema" {
+            problems.push(format!("{} is not draft 2020-12", t.schema_file()));
+        }
+        if schema["$id"] != t.dataschema().as_str() {
+            problems.push(format!(
+                "{}: $id must be the event's dataschema {}",
+                t.schema_file(),
+                t.dataschema()
+            ));
+        }
+        if schema["properties"]["type"]["const"] != t.type_name() {
+            problems.push(format!(
+                "{}: type const must be {}",
+                t.schema_file(),
+                t.type_name()
+            ));
+        }
+        if let Err(e) = s.validator(*t) {
+            problems.push(e);
+        }
+    }
+    // No stray schema files that no message type uses.
+    let expected: BTreeSet<String> = MessageType::ALL
+        .iter()
+        .map(|t| t.schema_file())
+        .chain(["common.json".to_owned()])
+        .collect();
+    for entry in std::fs::read_dir(schema_dir()).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".json") && !expected.contains(&name) {
+            problems.push(format!("{name} belongs to no MessageType"));
+        }
+    }
+    problems
+}
+
+/// The serde names of a Rust enum, from serializing every variant.
+fn serde_names<T: serde::Serialize>(all: &[T]) -> BTreeSet<String> {
+    all.iter()
+        .map(|v| {
+            serde_json::to_value(v)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+fn taxpayer_kinds() -> Vec<TaxpayerKind> {
+    use TaxpayerKind::*;
+    let all = vec![Natural, Legal, OrgUnit];
+    // Fails to compile when a variant is added, so this list cannot silently fall behind.
+    all.iter().for_each(|k| match k {
+        Natural | Legal | OrgUnit => {}
+    });
+    all
+}
+
+fn contact_kinds() -> Vec<ContactKind> {
+    use ContactKind::*;
+    let all = vec![Email, Phone, EpuapBox, Ade];
+    all.iter().for_each(|k| match k {
+        Email | Phone | EpuapBox | Ade => {}
+    });
+    all
+}
+
+fn holder_roles() -> Vec<HolderRole> {
+    use HolderRole::*;
+    let all = vec![Owner, CoOwner];
+    all.iter().for_each(|k| match k {
+        Owner | CoOwner => {}
+    });
+    all
+}
+
+fn check_enums(s: &Schemas) -> Vec<String> {
+    let defs = &s.common["$defs"];
+    let schema_enum = |name: &str| -> BTreeSet<String> {
+        defs[name]["enum"]
+            .as_array()
+            .map_or_else(BTreeSet::new, |a| {
+                a.iter()
+                    .map(|v| v.as_str().unwrap_or("?").to_owned())
+                    .collect()
+            })
+    };
+    let mut problems = Vec::new();
+    for (name, rust) in [
+        ("levyKind", serde_names(&LevyKind::ALL)),
+        ("postingKind", serde_names(&PostingKind::ALL)),
+        ("taxpayerKind", serde_names(&taxpayer_kinds())),
+        ("contactKind", serde_names(&contact_kinds())),
+        ("holderRole", serde_names(&holder_roles())),
+    ] {
+        if schema_enum(name) != rust {
+            problems.push(format!(
+                "enum {name}: schema {:?} != Rust {rust:?}",
+                schema_enum(name)
+            ));
+        }
+    }
+    // as_str() is what the connectors write into files; it must agree with serde.
+    for k in LevyKind::ALL {
+        assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+    }
+    for k in PostingKind::ALL {
+        assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+    }
+    problems
+}
+
+// ------------------------------------------------------------------------------------------
+// (2) examples
+
+/// Envelope attributes `to_json` always writes, which a minimal example may leave out.
+const DERIVED_ATTRIBUTES: [&str; 3] = ["subject", "datacontenttype", "dataschema"];
+
+fn examples(s: &Schemas, t: MessageType) -> Vec<Value> {
+    s.schema(t)["examples"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn check_examples(s: &Schemas) -> Vec<String> {
+    let mut problems = Vec::new();
+    for t in MessageType::ALL {
+        let Ok(validator) = s.validator(t) else {
+            continue;
+        };
+        let ex = examples(s, t);
+        if ex.is_empty() {
+            problems.push(format!("{} has no examples", t.schema_file()));
+        }
+        for (i, example) in ex.iter().enumerate() {
+            let name = format!("{} example {i}", t.schema_file());
+            if !validator.is_valid(example) {
+                problems.push(format!(
+                    "{name} does not validate against its schema: {}",
+                    first_error(&validator, example)
+                ));
+            }
+            let event = match Event::from_json(&serde_json::to_vec(example).unwrap()) {
+                Ok(e) => e,
+                Err(e) => {
+                    problems.push(format!("{name} is rejected by Event::from_json: {e}"));
+                    continue;
+                }
+            };
+            if event.message_type() != t {
+                problems.push(format!(
+                    "{name} parses as {}",
+                    event.message_type().type_name()
+                ));
+            }
+            let back: Value = serde_json::from_slice(&event.to_json()).unwrap();
+            if !validator.is_valid(&back) {
+                problems.push(format!(
+                    "{name}: to_json output does not validate: {}",
+                    first_error(&validator, &back)
+                ));
+            }
+            // Nothing is lost or renamed on the way through the model.
+            let strip = |v: &Value| {
+                let mut v = v.clone();
+                DERIVED_ATTRIBUTES
+                    .iter()
+                    .for_each(|k| drop(v.as_object_mut().unwrap().remove(*k)));
+                v
+            };
+            if strip(&back) != strip(example) {
+                problems.push(format!(
+                    "{name} does not round-trip:\n  example {}\n  to_json {}",
+                    strip(example),
+                    strip(&back)
+                ));
+            }
+            if example.get("subject").is_some() && example["subject"] != back["subject"] {
+                problems.push(format!(
+                    "{name}: subject {} but the model says {}",
+                    example["subject"], back["subject"]
+                ));
+            }
+        }
+    }
+    problems
+}
+
+// ------------------------------------------------------------------------------------------
+// (3) events built in Rust
+
+fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, day).unwrap()
+}
+
+fn amt(g: i64) -> Amount {
+    Amount::from_grosze(g).unwrap()
+}
+
+fn sha() -> String {
+    "ab".repeat(32)
+}
+
+/// Events covering every enum variant, and every optional field both present and absent.
+fn rust_events() -> Vec<Event> {
+    let mut data = Vec::new();
+    let full_address = Address {
+        street: Some("ul. Kościuszki".into()),
+        building: Some("3a".into()),
+        unit: Some("12".into()),
+        postal_code: "59-730".into(),
+        city: "Nowogrodziec".into(),
+        simc: Some("0189110".into()),
+        country: "PL".into(),
+    };
+    let min_address = Address {
+        street: None,
+        building: None,
+        unit: None,
+        postal_code: "59-700".into(),
+        city: "Bolesławiec".into(),
+        simc: None,
+        country: "PL".into(),
+    };
+    for (i, kind) in taxpayer_kinds().into_iter().enumerate() {
+        data.push(EventData::TaxpayerUpserted(Taxpayer {
+            taxpayer_id: format!("T{i}"),
+            kind,
+            pesel: Some(Pesel::parse("44051401359").unwrap()),
+            nip: Some(Nip::parse("5260001246").unwrap()),
+            regon: Some(
+                Regon::parse(if i % 2 == 0 {
+                    "123456785"
+                } else {
+                    "12345678512347"
+                })
+                .unwrap(),
+            ),
+            name: "Zażółć „Gęślą” & <Jaźń>".into(),
+            address: Some(if i % 2 == 0 {
+                full_address.clone()
+            } else {
+                min_address.clone()
+            }),
+            contacts: contact_kinds()
+                .into_iter()
+                .map(|kind| ContactChannel {
+                    kind,
+                    value: "x@example.pl".into(),
+                })
+                .collect(),
+        }));
+        data.push(EventData::TaxpayerUpserted(Taxpayer {
+            taxpayer_id: format!("T{i}-min"),
+            kind,
+            pesel: None,
+            nip: None,
+            regon: None,
+            name: "N".into(),
+            address: None,
+            contacts: vec![],
+        }));
+    }
+    for (i, levy) in LevyKind::ALL.into_iter().enumerate() {
+        let holders = holder_roles()
+            .into_iter()
+            .take(1 + i % 2)
+            .enumerate()
+            .map(|(j, role)| AccountHolder {
+                taxpayer_id: format!("T{j}"),
+                role,
+            })
+            .collect();
+        data.push(EventData::TaxAccountUpserted(TaxAccount {
+            account_id: format!("A-{i}"),
+            levy,
+            holders,
+            virtual_account: (i % 2 == 0)
+                .then(|| Nrb::parse("61109010140000071219812874").unwrap()),
+        }));
+        let decision = match i % 3 {
+            0 => None,
+            1 => Some(Decision {
+                number: "FN.3120.1.2026".into(),
+                issued_on: d(2026, 2, 10),
+                delivered_on: None,
+            }),
+            _ => Some(Decision {
+                number: "FN.3120.2.2026".into(),
+                issued_on: d(2026, 2, 10),
+                delivered_on: Some(d(2026, 2, 20)),
+            }),
+        };
+        let installments = (1..=(i % 5) as u8)
+            .map(|seq| Installment {
+                seq,
+                due_date: d(2026, 3, 15),
+                amount: amt(25_075),
+            })
+            .collect();
+        data.push(EventData::LiabilityUpserted(Liability {
+            liability_id: format!("L-{i}"),
+            account_id: format!("A-{i}"),
+            levy,
+            year: 2026,
+            decision,
+            total: amt(100_300),
+            installments,
+        }));
+    }
+    for (i, kind) in PostingKind::ALL.into_iter().enumerate() {
+        let some = i % 2 == 0;
+        data.push(EventData::PostingRecorded(LedgerPosting {
+            posting_id: format!("P-{i}"),
+            account_id: "A-1".into(),
+            kind,
+            value_date: d(2026, 3, 14),
+            amount: amt(i as i64 * 1000),
+            liability_id: some.then(|| "L-1".into()),
+            installment_seq: some.then_some(255),
+            description: some.then(|| "wpłata przelew".into()),
+        }));
+    }
+    data.push(EventData::BalanceReported(Balance {
+        account_id: "A-1".into(),
+        as_of: d(2026, 3, 1),
+        principal: amt(75_225),
+        interest: amt(0),
+        costs: amt(1600),
+        overpayment: amt(i64::MAX),
+    }));
+    for some in [true, false] {
+        data.push(EventData::RecordRejected(RejectedRecord {
+            file: "radix.xml".into(),
+            file_sha256: sha(),
+            line: u64::MAX,
+            record_type: "taxpayer".into(),
+            record_id: some.then(|| "T1".into()),
+            field: some.then(|| "pesel".into()),
+            reason: "PESEL checksum does not match".into(),
+            raw: "<taxpayer/>".into(),
+        }));
+    }
+    for kind in ["full", "incremental"] {
+        data.push(EventData::ImportCompleted(ImportCompleted {
+            file: "radix.xml".into(),
+            file_sha256: sha(),
+            export_kind: kind.into(),
+            records_accepted: u64::MAX,
+            records_rejected: 0,
+        }));
+    }
+    let tenant = Teryt::parse("0201043").unwrap();
+    data.into_iter()
+        .enumerate()
+        .map(|(i, data)| {
+            let mut e = Event::new("/gsko/radix/0201043", tenant.clone(), i as i64 - 3, data);
+            if i % 2 == 0 {
+                e = e.with_correlation(format!("corr-{i}"));
+            }
+            if i % 3 == 0 {
+                // Whole seconds serialize without a fraction; cover both shapes of `time`.
+                e.time = Utc.with_ymd_and_hms(2026, 3, 1, 2, 0, 0).unwrap();
+            }
+            e
+        })
+        .collect()
+}
+
+fn check_rust_events(s: &Schemas) -> Vec<String> {
+    let mut problems = Vec::new();
+    let events = rust_events();
+    for t in MessageType::ALL {
+        if !events.iter().any(|e| e.message_type() == t) {
+            problems.push(format!("no Rust-built event of {}", t.type_name()));
+        }
+    }
+    for e in events {
+        let Ok(validator) = s.validator(e.message_type()) else {
+            continue;
+        };
+        let v: Value = serde_json::from_slice(&e.to_json()).unwrap();
+        if !validator.is_valid(&v) {
+            problems.push(format!(
+                "Rust-built {} fails its schema: {}\n  {v}",
+                e.message_type().type_name(),
+                first_error(&validator, &v)
+            ));
+        }
+        // And the same JSON read back gives the same event.
+        if Event::from_json(&e.to_json()).ok().as_ref() != Some(&e) {
+            problems.push(format!(
+                "{} does not round-trip through JSON",
+                e.message_type().type_name()
+            ));
+        }
+    }
+    problems
+}
+
+// ------------------------------------------------------------------------------------------
+// (4) mutations
+
+/// Every JSON pointer inside `v` (objects' members and arrays' elements, recursively).
+fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, c) in m {
+                let p = format!("{at}/{k}");
+                out.push(p.clone());
+                pointers(c, p, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, c) in a.iter().enumerate() {
+                let p = format!("{at}/{i}");
+                out.push(p.clone());
+                pointers(c, p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn replacements() -> Vec<Value> {
+    vec![
+        Value::Null,
+        json!(true),
+        json!(-1),
+        json!(0),
+        json!(256),
+        json!(1.5),
+        json!(""),
+        json!("x"),
+        json!("2026-02-30"),
+        json!(i64::MAX as u64 + 1),
+        json!({}),
+        json!([]),
+    ]
+}
+
+#[derive(Debug)]
+enum Mutation {
+    Replace(String, Value),
+    Remove(String),
+    AddMember(String),
+}
+
+fn apply(example: &Value, m: &Mutation) -> Value {
+    let mut v = example.clone();
+    let parent_and_key = |p: &str| -> (String, String) {
+        let (parent, key) = p.rsplit_once('/').unwrap();
+        (parent.to_owned(), key.to_owned())
+    };
+    match m {
+        Mutation::Replace(p, new) => *v.pointer_mut(p).unwrap() = new.clone(),
+        Mutation::Remove(p) => {
+            let (parent, key) = parent_and_key(p);
+            match v.pointer_mut(&parent).unwrap() {
+                Value::Object(o) => drop(o.remove(&key)),
+                Value::Array(a) => drop(a.remove(key.parse::<usize>().unwrap())),
+                _ => unreachable!(),
+            }
+        }
+        Mutation::AddMember(p) => {
+            if let Some(Value::Object(o)) = v.pointer_mut(p) {
+                o.insert("unexpected".into(), json!(1));
+            }
+        }
+    }
+    v
+}
+
+/// Places where the schema is deliberately stricter than the model (the model accepts the
+/// mutation, the schema rejects it), with the reason. Anything else the model accepts, the
+/// schema must accept too.
+fn schema_may_be_stricter(m: &Mutation) -> Option<&'static str> {
+    let (path, value) = match m {
+        Mutation::Replace(p, v) => (p.as_str(), Some(v)),
+        Mutation::Remove(p) | Mutation::AddMember(p) => (p.as_str(), None),
+    };
+    let last = path.rsplit('/').next().unwrap_or("");
+    match (path, value) {
+        (_, Some(Value::Null)) => {
+            Some("optional fields are left out, never null (serde reads null as None)")
+        }
+        ("/subject", Some(_)) => Some(
+            "the model derives the subject from the record and does not compare it on read; the schema pins its form",
+        ),
+        ("/data/export_kind" | "/data/file_sha256", Some(_)) => {
+            Some("a String in the model, documented as full|incremental and a SHA-256 hex digest")
+        }
+        (_, Some(v)) if v == 0 && matches!(last, "seq" | "installment_seq" | "line") => {
+            Some("1-based, as the model documents")
+        }
+        ("/data/holders", Some(v)) if v == &json!([]) => {
+            Some("an account is held by one or more taxpayers")
+        }
+        _ => None,
+    }
+}
+
+/// Removing something from an array is not a meaningful "missing field"; skip those.
+fn in_array(example: &Value, p: &str) -> bool {
+    let parent = p.rsplit_once('/').unwrap().0;
+    example.pointer(parent).is_some_and(Value::is_array)
+}
+
+/// The systematic mutations of one example: an unknown member added to every object, every
+/// object member removed, every value replaced by each of [`replacements`].
+fn mutations_of(example: &Value) -> Vec<Mutation> {
+    let mut ptrs = Vec::new();
+    pointers(example, String::new(), &mut ptrs);
+    let mut mutations = vec![Mutation::AddMember(String::new())];
+    for p in &ptrs {
+        if !in_array(example, p) {
+            mutations.push(Mutation::Remove(p.clone()));
+        }
+        if example.pointer(p).is_some_and(Value::is_object) {
+            mutations.push(Mutation::AddMember(p.clone()));
+        }
+        mutations.extend(
+            replacements()
+                .into_iter()
+                .map(|r| Mutation::Replace(p.clone(), r)),
+        );
+    }
+    mutations
+}
+
+/// Every reason [`schema_may_be_stricter`] can give, so that a stale entry is noticed.
+const STRICTER_REASONS: usize = 5;
+
+struct MutationReport {
+    problems: Vec<String>,
+    rejected_by_both: usize,
+    accepted_by_both: usize,
+    stricter_used: BTreeSet<&'static str>,
+}
+
+fn check_mutations(s: &Schemas) -> MutationReport {
+    let mut problems = Vec::new();
+    let mut rejected_by_both = 0;
+    let mut accepted_by_both = 0;
+    let mut stricter_used = BTreeSet::new();
+    for t in MessageType::ALL {
+        let Ok(validator) = s.validator(t) else {
+            continue;
+        };
+        for example in examples(s, t) {
+            if !rust_accepts(&example) {
+                continue; // reported by check_examples
+            }
+            let mutations = mutations_of(&example);
+            for m in mutations {
+                let v = apply(&example, &m);
+                let rust = rust_accepts(&v);
+                let schema = validator.is_valid(&v);
+                match (rust, schema) {
+                    (false, true) => problems.push(format!(
+                        "{}: the model rejects {m:?} but the schema accepts it",
+                        t.schema_file()
+                    )),
+                    (true, false) => match schema_may_be_stricter(&m) {
+                        Some(reason) => drop(stricter_used.insert(reason)),
+                        None => problems.push(format!(
+                            "{}: the model accepts {m:?} but the schema rejects it: {}",
+                            t.schema_file(),
+                            first_error(&validator, &v)
+                        )),
+                    },
+                    (false, false) => rejected_by_both += 1,
+                    (true, true) => accepted_by_both += 1,
+                }
+            }
+        }
+    }
+    MutationReport {
+        problems,
+        rejected_by_both,
+        accepted_by_both,
+        stricter_used,
+    }
+}
+
+/// The mutations the brief names, spelled out (they are also among the systematic ones).
+fn check_named_mutations(s: &Schemas) -> Vec<String> {
+    let mut problems = Vec::new();
+    let liability = examples(s, MessageType::LiabilityUpserted)
+        .into_iter()
+        .next();
+    let Some(liability) = liability else {
+        return vec!["no liability example".into()];
+    };
+    let Ok(validator) = s.validator(MessageType::LiabilityUpserted) else {
+        return vec!["liability schema does not compile".into()];
+    };
+    let cases: Vec<(&str, Mutation)> = vec![
+        (
+            "unknown levy",
+            Mutation::Replace("/data/levy".into(), json!("casino_tax")),
+        ),
+        (
+            "negative amount",
+            Mutation::Replace("/data/total".into(), json!(-100)),
+        ),
+        (
+            "negative installment",
+            Mutation::Replace("/data/installments/0/amount".into(), json!(-1)),
+        ),
+        (
+            "missing required field",
+            Mutation::Remove("/data/account_id".into()),
+        ),
+        ("missing tenant", Mutation::Remove("/tenant".into())),
+        ("extra field in data", Mutation::AddMember("/data".into())),
+        (
+            "extra field in an installment",
+            Mutation::AddMember("/data/installments/0".into()),
+        ),
+        (
+            "extra field in the decision",
+            Mutation::AddMember("/data/decision".into()),
+        ),
+        (
+            "bad TERYT kind digit",
+            Mutation::Replace("/tenant".into(), json!("0201047")),
+        ),
+        (
+            "impossible date",
+            Mutation::Replace("/data/installments/0/due_date".into(), json!("2026-02-30")),
+        ),
+        (
+            "amount as a decimal string",
+            Mutation::Replace("/data/total".into(), json!("1003.00")),
+        ),
+        (
+            "wrong spec version",
+            Mutation::Replace("/specversion".into(), json!("0.3")),
+        ),
+        (
+            "other message type",
+            Mutation::Replace("/type".into(), json!("pl.gsko.posting.recorded.v1")),
+        ),
+    ];
+    for (name, m) in cases {
+        let v = apply(&liability, &m);
+        if rust_accepts(&v) {
+            problems.push(format!("{name}: the model was expected to reject it"));
+        }
+        if validator.is_valid(&v) {
+            problems.push(format!("{name}: the schema accepts it"));
+        }
+    }
+    // An extension attribute is fine for both (CloudEvents allows them).
+    let mut ext = liability.clone();
+    ext.as_object_mut()
+        .unwrap()
+        .insert("traceparent".into(), json!("00-abc-def-01"));
+    if !(rust_accepts(&ext) && validator.is_valid(&ext)) {
+        problems.push("an extension attribute must be accepted by both".into());
+    }
+    // Identifiers in a non-canonical form are read by the model (it normalises them) but are
+    // not what GSKO sends; the schema only admits the canonical digit strings.
+    let mut taxpayer = examples(s, MessageType::TaxpayerUpserted)
+        .into_iter()
+        .find(|e| e["data"]["nip"].is_string())
+        .unwrap_or(Value::Null);
+    if let Some(data) = taxpayer.get_mut("data").and_then(Value::as_object_mut) {
+        data.insert("nip".into(), json!("526-000-12-46"));
+        if s.validator(MessageType::TaxpayerUpserted)
+            .is_ok_and(|v| v.is_valid(&taxpayer))
+        {
+            problems.push("the schema accepts a NIP with separators".into());
+        }
+    }
+    problems
+}
+
+fn all_problems(s: &Schemas) -> Vec<String> {
+    let mut p = check_files_and_identity(s);
+    p.extend(check_enums(s));
+    p.extend(check_examples(s));
+    p.extend(check_rust_events(s));
+    p.extend(check_mutations(s).problems);
+    p.extend(check_named_mutations(s));
+    p
+}
+
+fn assert_none(problems: Vec<String>) {
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn every_message_type_has_a_schema_that_names_it() {
+    assert_none(check_files_and_identity(&Schemas::load()));
+}
+
+#[test]
+fn schema_enums_match_the_rust_enums_exactly() {
+    assert_none(check_enums(&Schemas::load()));
+}
+
+#[test]
+fn examples_are_read_by_the_model_and_its_output_validates() {
+    assert_none(check_examples(&Schemas::load()));
+}
+
+#[test]
+fn rust_built_events_validate() {
+    assert_none(check_rust_events(&Schemas::load()));
+}
+
+#[test]
+fn what_the_model_rejects_the_schema_rejects() {
+    let r = check_mutations(&Schemas::load());
+    println!(
+        "mutations: {} rejected by both, {} accepted by both, schema stricter for: {:#?}",
+        r.rejected_by_both, r.accepted_by_both, r.stricter_used
+    );
+    assert_none(r.problems);
+    // Guard against a vacuous pass (no examples, mutations not applied, ...).
+    assert!(
+        r.rejected_by_both > 500,
+        "only {} mutations were rejected by both",
+        r.rejected_by_both
+    );
+    assert!(
+        r.accepted_by_both > 50,
+        "only {} mutations were accepted by both",
+        r.accepted_by_both
+    );
+    // Every listed divergence really occurs: the list documents the schema, not a wish.
+    assert_eq!(
+        r.stricter_used.len(),
+        STRICTER_REASONS,
+        "unused entries in schema_may_be_stricter: {:?}",
+        r.stricter_used
+    );
+}
+
+#[test]
+fn named_mutations_are_rejected_by_both() {
+    assert_none(check_named_mutations(&Schemas::load()));
+}
+
+/// The checks above can fail: each sabotage of the schemas must be reported by them.
+#[test]
+fn deliberately_broken_schemas_are_caught() {
+    type Sabotage = (&'static str, fn(&mut Schemas));
+    let sabotages: Vec<Sabotage> = vec![
+        ("levy enum lacks dog_fee", |s| {
+            let e = s.common["$defs"]["levyKind"]["enum"]
+                .as_array_mut()
+                .unwrap();
+            e.retain(|v| v != "dog_fee");
+        }),
+        ("levy enum has an extra value", |s| {
+            s.common["$defs"]["levyKind"]["enum"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("casino_tax"));
+        }),
+        ("amounts may be negative", |s| {
+            s.common["$defs"]["amount"]
+                .as_object_mut()
+                .unwrap()
+                .remove("minimum");
+        }),
+        ("liability data allows unknown fields", |s| {
+            s.schema_mut(MessageType::LiabilityUpserted)["properties"]["data"]
+                .as_object_mut()
+                .unwrap()
+                .remove("additionalProperties");
+        }),
+        ("installment allows unknown fields", |s| {
+            s.common["$defs"]["installment"]
+                .as_object_mut()
+                .unwrap()
+                .remove("additionalProperties");
+        }),
+        ("posting value_date not required", |s| {
+            let r = s.schema_mut(MessageType::PostingRecorded)["properties"]["data"]["required"]
+                .as_array_mut()
+                .unwrap();
+            r.retain(|v| v != "value_date");
+        }),
+        ("posting value_date renamed", |s| {
+            let data = &mut s.schema_mut(MessageType::PostingRecorded)["properties"]["data"];
+            let props = data["properties"].as_object_mut().unwrap();
+            let v = props.remove("value_date").unwrap();
+            props.insert("valueDate".into(), v);
+            for r in data["required"].as_array_mut().unwrap() {
+                if r == "value_date" {
+                    *r = json!("valueDate");
+                }
+            }
+        }),
+        ("year typed as string", |s| {
+            s.common["$defs"]["year"] = json!({"type": "string"});
+        }),
+        ("tenant not required", |s| {
+            s.common["$defs"]["envelope"]["required"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|v| v != "tenant");
+        }),
+        ("balance example has a float amount", |s| {
+            s.schema_mut(MessageType::BalanceReported)["examples"][0]["data"]["principal"] =
+                json!(752.25);
+        }),
+        ("taxpayer schema has no examples", |s| {
+            s.schema_mut(MessageType::TaxpayerUpserted)
+                .as_object_mut()
+                .unwrap()
+                .remove("examples");
+        }),
+        ("PESEL pattern accepts anything", |s| {
+            s.common["$defs"]["pesel"] = json!({"type": "string"});
+        }),
+    ];
+    let good = Schemas::load();
+    for (name, sabotage) in sabotages {
+        let mut s = good.clone();
+        sabotage(&mut s);
+        let problems = all_problems(&s);
+        assert!(!problems.is_empty(), "sabotage {name:?} went unnoticed");
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// A third-party implementation
+
+/// Runs with Python's `jsonschema` (and, when installed, the CloudEvents Python SDK): they must
+/// accept every example and Rust-built event, and reject every mutation the model rejects. This
+/// catches schema constructs that only the Rust validator understands (regex dialects, `$ref`
+/// resolution), which matters because portal vendors validate with their own tools.
+const PYTHON_CROSS_CHECK: &str = r#"
+import json, sys
+from jsonschema import Draft202012Validator, FormatChecker
+from referencing import Registry, Resource
+p = json.load(sys.stdin)
+docs = [p["common"], *p["schemas"].values()]
+for d in docs:
+    Draft202012Validator.check_schema(d)
+reg = Registry().with_resources([(d["$id"], Resource.from_contents(d)) for d in docs])
+val = {t: Draft202012Validator(s, registry=reg, format_checker=FormatChecker()) for t, s in p["schemas"].items()}
+problems = []
+for t, inst in p["valid"]:
+    errs = list(val[t].iter_errors(inst))
+    if errs:
+        problems.append(f"python-jsonschema rejects a valid {t}: {errs[0].message} at {list(errs[0].path)}")
+for t, inst, name in p["invalid"]:
+    if val[t].is_valid(inst):
+        problems.append(f"python-jsonschema accepts what the model rejects: {t} {name}")
+try:
+    from cloudevents.core.formats.json import JSONFormat
+except ImportError:
+    JSONFormat = None
+    print("SKIPPED the CloudEvents SDK parse: pip install cloudevents>=2", file=sys.stderr)
+if JSONFormat:
+    for t, inst in p["valid"]:
+        try:
+            ev = JSONFormat().read(None, json.dumps(inst).encode())
+            if ev.get_type() != t or ev.get_extension("tenant") != inst["tenant"] or ev.get_data() != inst["data"]:
+                problems.append(f"CloudEvents SDK reads {t} differently")
+        except Exception as e:
+            problems.append(f"CloudEvents SDK cannot read {t}: {e!r}")
+print("\n".join(problems))
+print(f"checked {len(p['valid'])} valid and {len(p['invalid'])} invalid messages", file=sys.stderr)
+sys.exit(1 if problems else 0)
+"#;
+
+#[test]
+fn a_third_party_validator_agrees() {
+    let has_python = std::process::Command::new("python3")
+        .args(["-c", "import jsonschema, referencing"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_python {
+        eprintln!("SKIPPED: python3 with the jsonschema package is not available");
+        return;
+    }
+    let s = Schemas::load();
+    let mut valid: Vec<Value> = Vec::new();
+    let mut invalid: Vec<Value> = Vec::new();
+    for t in MessageType::ALL {
+        for example in examples(&s, t) {
+            valid.push(json!([t.type_name(), example]));
+            for m in mutations_of(&example) {
+                let v = apply(&example, &m);
+                if !rust_accepts(&v) {
+                    invalid.push(json!([t.type_name(), v, format!("{m:?}")]));
+                }
+            }
+        }
+    }
+    for e in rust_events() {
+        let v: Value = serde_json::from_slice(&e.to_json()).unwrap();
+        valid.push(json!([e.message_type().type_name(), v]));
+    }
+    let schemas: serde_json::Map<String, Value> = s
+        .by_type
+        .iter()
+        .map(|(t, v)| (t.type_name().to_owned(), v.clone()))
+        .collect();
+    let input = json!({"common": s.common, "schemas": schemas, "valid": valid, "invalid": invalid});
+
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", PYTHON_CROSS_CHECK])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&serde_json::to_vec(&input).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "third-party validation failed:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
