@@ -16,15 +16,53 @@ fn check_config_exits_78_naming_file_key_and_reason() {
         "version = 1\n[database]\nkind = \"sqlite\"\npath = \"x.sqlite\"\n[bus]\nkind = \"memory\"\n",
     )
     .unwrap();
-    std::fs::write(d.path().join("tenants/0201011.toml"), "teryt = \"0201011\"\nname = \"B\"\n[radix]\ninbox = \"in\"\nschedule = \"0 * * * * *\"\nformat = \"xlsx\"\n").unwrap();
-    let out = gsko().arg("check-config").arg(d.path().join("gsko.toml")).output().unwrap();
+    // A syntax-level mistake: the key and the line are named.
+    std::fs::write(d.path().join("tenants/0201011.toml"), "teryt = \"0201011\"\nname = \"B\"\n[radix]\ndirectory = \"in\"\nschedul = \"0 * * * * *\"\n").unwrap();
+    let out = gsko()
+        .arg("check-config")
+        .arg(d.path().join("gsko.toml"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("0201011.toml") && err.contains("radix.format") && err.contains("xlsx"), "{err}");
+    assert!(
+        err.contains("0201011.toml") && err.contains("schedul") && err.contains("line 5"),
+        "{err}"
+    );
+    // A mistake only the connector understands: a CSV mapping with an unknown encoding.
+    std::fs::write(
+        d.path().join("tenants/0201011.toml"),
+        "teryt = \"0201011\"\nname = \"B\"\n[radix]\ndirectory = \"in\"\n[radix.csv]\nencoding = \"ebcdic\"\n",
+    )
+    .unwrap();
+    let out = gsko()
+        .arg("check-config")
+        .arg(d.path().join("gsko.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("0201011.toml") && err.contains("radix.csv") && err.contains("ebcdic"),
+        "{err}"
+    );
 
-    std::fs::write(d.path().join("tenants/0201011.toml"), "teryt = \"0201011\"\nname = \"B\"\n").unwrap();
-    let out = gsko().arg("check-config").arg(d.path().join("gsko.toml")).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        d.path().join("tenants/0201011.toml"),
+        "teryt = \"0201011\"\nname = \"B\"\n",
+    )
+    .unwrap();
+    let out = gsko()
+        .arg("check-config")
+        .arg(d.path().join("gsko.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -38,7 +76,11 @@ fn the_example_configuration_is_valid() {
         .env("GSKO_ADMIN_KEY", "x")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -46,12 +88,29 @@ fn inspect_radix_prints_one_cloudevent_per_line_and_touches_nothing() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let example = root.join("schemas/radix/example-full-v1.xml");
     let before = std::fs::read(&example).unwrap();
-    let out = gsko().args(["inspect", "radix"]).arg(&example).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let out = gsko()
+        .args(["inspect", "radix"])
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let types: Vec<&str> = lines.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert!(types.contains(&"pl.gsko.taxpayer.upserted.v1") && types.contains(&"pl.gsko.liability.upserted.v1"), "{types:?}");
-    assert!(lines.iter().all(|e| e["specversion"] == "1.0" && e["tenant"] == "1465011"));
+    assert!(
+        types.contains(&"pl.gsko.taxpayer.upserted.v1")
+            && types.contains(&"pl.gsko.liability.upserted.v1"),
+        "{types:?}"
+    );
+    assert!(lines
+        .iter()
+        .all(|e| e["specversion"] == "1.0" && e["tenant"] == "1465011"));
     assert_eq!(std::fs::read(&example).unwrap(), before);
     assert!(example.exists());
 }
@@ -61,7 +120,14 @@ fn demo_answers_a_query_for_a_demo_resident() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut child = gsko()
-        .args(["demo", "--taxpayers", "100", "--listen", &format!("127.0.0.1:{port}"), "--dir"])
+        .args([
+            "demo",
+            "--taxpayers",
+            "100",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--dir",
+        ])
         .arg(dir.path().join("demo"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -81,7 +147,12 @@ fn demo_answers_a_query_for_a_demo_resident() {
         ready.map_err(|_| "demo did not become ready".to_owned())?;
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let (s, body) = get(&format!("http://127.0.0.1:{port}/v1/resident/summary"), Some("demo-portal-key"), Some("78031501236")).map_err(|e| e.to_string())?;
+            let (s, body) = get(
+                &format!("http://127.0.0.1:{port}/v1/resident/summary"),
+                Some("demo-portal-key"),
+                Some("78031501236"),
+            )
+            .map_err(|e| e.to_string())?;
             let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
             if s == 200 && v["tenants"].as_array().map_or(0, |t| t.len()) == 2 {
                 return Ok(v);
@@ -95,5 +166,7 @@ fn demo_answers_a_query_for_a_demo_resident() {
     let _ = child.kill();
     let _ = child.wait();
     let v = result.unwrap();
-    assert!(v["tenants"][0]["accounts"].as_array().is_some_and(|a| !a.is_empty()));
+    assert!(v["tenants"][0]["accounts"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty()));
 }

@@ -16,20 +16,51 @@ const T: (&str, &str) = ("0201043", "Nowogrodziec");
 const TAXPAYERS: usize = 4000;
 
 fn sql(env: &Env, q: &str) -> String {
-    let out = Command::new("psql").args(["-X", "-At", &env.db_url, "-c", q]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("psql")
+        .args(["-X", "-At", &env.db_url, "-c", q])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// A digest of every row of the view (ordered by key), without timestamps of arrival.
 fn fingerprint(env: &Env) -> String {
     let tables = [
-        ("taxpayers", "taxpayer_id", "source_version::text || payload::text"),
-        ("accounts", "account_id", "source_version::text || payload::text"),
-        ("account_holders", "account_id, taxpayer_id", "account_id || taxpayer_id || role"),
-        ("liabilities", "liability_id", "source_version::text || payload::text"),
-        ("postings", "posting_id", "source_version::text || payload::text"),
-        ("balances", "account_id", "source_version::text || payload::text"),
+        (
+            "taxpayers",
+            "taxpayer_id",
+            "source_version::text || payload::text",
+        ),
+        (
+            "accounts",
+            "account_id",
+            "source_version::text || payload::text",
+        ),
+        (
+            "account_holders",
+            "account_id, taxpayer_id",
+            "account_id || taxpayer_id || role",
+        ),
+        (
+            "liabilities",
+            "liability_id",
+            "source_version::text || payload::text",
+        ),
+        (
+            "postings",
+            "posting_id",
+            "source_version::text || payload::text",
+        ),
+        (
+            "balances",
+            "account_id",
+            "source_version::text || payload::text",
+        ),
         ("rejected_records", "file_sha256, line", "record::text"),
     ];
     tables
@@ -51,7 +82,11 @@ fn queue_depth(env: &Env) -> u64 {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.starts_with("gsko."))
-        .filter_map(|l| l.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse::<u64>().ok())
+        })
         .sum()
 }
 
@@ -61,7 +96,11 @@ fn settle(env: &Env, d: &Daemon) -> String {
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut last = String::new();
     loop {
-        assert!(Instant::now() < deadline, "the view did not settle; daemon log:\n{}", env.logs());
+        assert!(
+            Instant::now() < deadline,
+            "the view did not settle; daemon log:\n{}",
+            env.logs()
+        );
         if queue_depth(env) == 0 {
             let f = fingerprint(env);
             if f == last {
@@ -85,11 +124,17 @@ fn clean_import(file: &std::path::Path) -> String {
 fn wait_mid_import(env: &Env) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let n: u64 = sql(env, "SELECT count(*) FROM postings").parse().unwrap_or(0);
+        let n: u64 = sql(env, "SELECT count(*) FROM postings")
+            .parse()
+            .unwrap_or(0);
         if n > 500 {
             return;
         }
-        assert!(Instant::now() < deadline, "import did not start; log:\n{}", env.logs());
+        assert!(
+            Instant::now() < deadline,
+            "import did not start; log:\n{}",
+            env.logs()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -107,13 +152,19 @@ fn sigkill_mid_import_then_restart_equals_a_clean_import() {
     wait_mid_import(&env);
     d.kill9();
     let partial: u64 = sql(&env, "SELECT count(*) FROM postings").parse().unwrap();
-    assert!(file.exists(), "the export stays in the inbox until all its events are confirmed");
+    assert!(
+        file.exists(),
+        "the export stays in the inbox until all its events are confirmed"
+    );
 
     let d = env.spawn();
     let after_crash = settle(&env, &d);
     drop(d);
     let clean = clean_import(&keep);
-    assert_eq!(after_crash, clean, "view after SIGKILL at {partial} postings differs from a clean import");
+    assert_eq!(
+        after_crash, clean,
+        "view after SIGKILL at {partial} postings differs from a clean import"
+    );
 }
 
 #[test]
@@ -134,5 +185,8 @@ fn rabbitmq_restart_mid_import_equals_a_clean_import() {
     let after_restart = settle(&env, &d);
     drop(d);
     let clean = clean_import(&keep);
-    assert_eq!(after_restart, clean, "view after a broker restart differs from a clean import");
+    assert_eq!(
+        after_restart, clean,
+        "view after a broker restart differs from a clean import"
+    );
 }

@@ -18,9 +18,19 @@ fn export_reaches_the_query_api_and_each_key_sees_only_its_tenants() {
     let env = Env::new();
     env.write_config(
         &[A, B],
-        &[("all", PORTAL_KEY, &["*"], false), ("only-a", "key-a", &[A.0], false), ("admin", ADMIN_KEY, &["*"], true)],
+        &[
+            ("all", PORTAL_KEY, &["*"], false),
+            ("only-a", "key-a", &[A.0], false),
+            ("admin", ADMIN_KEY, &["*"], true),
+        ],
     );
-    export(&env.inbox(A.0), A.0, 150, 11, vec![DemoResident::owner(JAN, "Jan Kowalski", "jan-a")]);
+    export(
+        &env.inbox(A.0),
+        A.0,
+        150,
+        11,
+        vec![DemoResident::owner(JAN, "Jan Kowalski", "jan-a")],
+    );
     export(
         &env.inbox(B.0),
         B.0,
@@ -39,33 +49,79 @@ fn export_reaches_the_query_api_and_each_key_sees_only_its_tenants() {
     // A resident with property in two municipalities sees both where the key allows both…
     let (s, v) = d.get("/v1/resident/summary", Some(PORTAL_KEY), Some(JAN));
     assert_eq!(s, 200, "{v}");
-    let mut tenants: Vec<&str> = v["tenants"].as_array().unwrap().iter().map(|t| t["tenant"].as_str().unwrap()).collect();
+    let mut tenants: Vec<&str> = v["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tenant"].as_str().unwrap())
+        .collect();
     tenants.sort();
     assert_eq!(tenants, vec![A.0, B.0]);
     // …and only A through a key scoped to A.
     let (s, v) = d.get("/v1/resident/summary", Some("key-a"), Some(JAN));
     assert_eq!(s, 200);
-    let tenants: Vec<&str> = v["tenants"].as_array().unwrap().iter().map(|t| t["tenant"].as_str().unwrap()).collect();
+    let tenants: Vec<&str> = v["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tenant"].as_str().unwrap())
+        .collect();
     assert_eq!(tenants, vec![A.0]);
     // A foreign tenant answers exactly like an unknown resident: 404, nothing revealed.
-    let (s, v) = d.get(&format!("/v1/tenants/{}/resident/summary", B.0), Some("key-a"), Some(JAN));
+    let (s, v) = d.get(
+        &format!("/v1/tenants/{}/resident/summary", B.0),
+        Some("key-a"),
+        Some(JAN),
+    );
     assert_eq!((s, v["error"].as_str()), (404, Some("not_found")));
-    let (s, _) = d.get(&format!("/v1/tenants/{}/resident/liabilities", B.0), Some("key-a"), Some(ANNA));
+    let (s, _) = d.get(
+        &format!("/v1/tenants/{}/resident/liabilities", B.0),
+        Some("key-a"),
+        Some(ANNA),
+    );
     assert_eq!(s, 404);
 
     // Jan's liabilities in A carry installments on the statutory dates.
-    let (s, v) = d.get(&format!("/v1/tenants/{}/resident/liabilities", A.0), Some(PORTAL_KEY), Some(JAN));
+    let (s, v) = d.get(
+        &format!("/v1/tenants/{}/resident/liabilities", A.0),
+        Some(PORTAL_KEY),
+        Some(JAN),
+    );
     assert_eq!(s, 200, "{v}");
     let liabilities = v["liabilities"].as_array().unwrap();
-    let property = liabilities.iter().find(|l| l["levy"] == "property").expect("a property tax liability");
-    let dues: Vec<&str> = property["installments"].as_array().unwrap().iter().map(|i| i["due_date"].as_str().unwrap()).collect();
-    assert_eq!(dues, vec!["2026-03-15", "2026-05-15", "2026-09-15", "2026-11-15"]);
-    let sum: i64 = property["installments"].as_array().unwrap().iter().map(|i| i["amount"].as_i64().unwrap()).sum();
-    assert_eq!(sum, property["total"].as_i64().unwrap(), "installments add up to the total, in grosze");
+    let property = liabilities
+        .iter()
+        .find(|l| l["levy"] == "property")
+        .expect("a property tax liability");
+    let dues: Vec<&str> = property["installments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["due_date"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        dues,
+        vec!["2026-03-15", "2026-05-15", "2026-09-15", "2026-11-15"]
+    );
+    let sum: i64 = property["installments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["amount"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        sum,
+        property["total"].as_i64().unwrap(),
+        "installments add up to the total, in grosze"
+    );
 
     // Co-owners both see the shared account, each with their own role.
     for (pesel, role) in [(ANNA, "owner"), (PIOTR, "co_owner")] {
-        let (s, v) = d.get(&format!("/v1/tenants/{}/resident/summary", B.0), Some(PORTAL_KEY), Some(pesel));
+        let (s, v) = d.get(
+            &format!("/v1/tenants/{}/resident/summary", B.0),
+            Some(PORTAL_KEY),
+            Some(pesel),
+        );
         assert_eq!(s, 200, "{v}");
         let shared = v["accounts"]
             .as_array()
@@ -74,36 +130,76 @@ fn export_reaches_the_query_api_and_each_key_sees_only_its_tenants() {
             .find(|a| a["holders"].as_array().unwrap().len() == 2)
             .unwrap_or_else(|| panic!("shared account in {v}"));
         assert_eq!(shared["role"], role);
-        let holders: Vec<&str> = shared["holders"].as_array().unwrap().iter().map(|h| h.as_str().unwrap()).collect();
-        assert!(holders.contains(&"Anna Nowak") && holders.contains(&"Piotr Nowak"), "{holders:?}");
+        let holders: Vec<&str> = shared["holders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap())
+            .collect();
+        assert!(
+            holders.contains(&"Anna Nowak") && holders.contains(&"Piotr Nowak"),
+            "{holders:?}"
+        );
     }
 
     // Balance and ledger answer for the same resident.
-    let (s, v) = d.get(&format!("/v1/tenants/{}/resident/balance", A.0), Some(PORTAL_KEY), Some(JAN));
+    let (s, v) = d.get(
+        &format!("/v1/tenants/{}/resident/balance", A.0),
+        Some(PORTAL_KEY),
+        Some(JAN),
+    );
     assert_eq!(s, 200, "{v}");
     assert!(!v["balances"].as_array().unwrap().is_empty());
-    let (s, v) = d.get(&format!("/v1/tenants/{}/resident/ledger", A.0), Some(PORTAL_KEY), Some(JAN));
+    let (s, v) = d.get(
+        &format!("/v1/tenants/{}/resident/ledger", A.0),
+        Some(PORTAL_KEY),
+        Some(JAN),
+    );
     assert_eq!(s, 200, "{v}");
-    assert!(v["accounts"].as_array().unwrap().iter().any(|a| !a["postings"].as_array().unwrap().is_empty()));
+    assert!(v["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| !a["postings"].as_array().unwrap().is_empty()));
 
     // Callers get precise errors.
     assert_eq!(d.get("/v1/resident/summary", None, Some(JAN)).0, 401);
-    assert_eq!(d.get("/v1/resident/summary", Some("wrong"), Some(JAN)).0, 401);
+    assert_eq!(
+        d.get("/v1/resident/summary", Some("wrong"), Some(JAN)).0,
+        401
+    );
     let (s, v) = d.get("/v1/resident/summary", Some(PORTAL_KEY), None);
     assert_eq!((s, v["error"].as_str()), (400, Some("missing_resident")));
-    let (s, v) = d.get("/v1/resident/summary", Some(PORTAL_KEY), Some("78031501237"));
+    let (s, v) = d.get(
+        "/v1/resident/summary",
+        Some(PORTAL_KEY),
+        Some("78031501237"),
+    );
     assert_eq!(s, 400);
     assert!(v["message"].as_str().unwrap().contains("checksum"), "{v}");
-    assert_eq!(d.get(&format!("/v1/tenants/{}/admin/imports", A.0), Some(PORTAL_KEY), None).0, 403);
+    assert_eq!(
+        d.get(
+            &format!("/v1/tenants/{}/admin/imports", A.0),
+            Some(PORTAL_KEY),
+            None
+        )
+        .0,
+        403
+    );
 
     // Files leave the inbox only once imported.
     for t in [A.0, B.0] {
-        let processed = std::fs::read_dir(env.inbox(t).join("processed")).unwrap().count();
+        let processed = std::fs::read_dir(env.radix_dir(t).join("processed"))
+            .unwrap()
+            .count();
         assert!(processed >= 1, "tenant {t}: the export moved to processed/");
     }
     let logs = env.logs();
     for secret in [JAN, ANNA, PIOTR, "Kowalski", "Nowak"] {
-        assert!(!logs.contains(secret), "the daemon's log must not contain personal data ({secret})");
+        assert!(
+            !logs.contains(secret),
+            "the daemon's log must not contain personal data ({secret})"
+        );
     }
 }
 
@@ -149,12 +245,22 @@ const BAD_EXPORT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 #[test]
 fn bad_records_are_reported_with_their_place_and_the_good_ones_arrive() {
     let env = Env::new();
-    env.write_config(&[A], &[("all", PORTAL_KEY, &["*"], false), ("admin", ADMIN_KEY, &["*"], true)]);
+    env.write_config(
+        &[A],
+        &[
+            ("all", PORTAL_KEY, &["*"], false),
+            ("admin", ADMIN_KEY, &["*"], true),
+        ],
+    );
     std::fs::write(env.inbox(A.0).join("radix-bad.xml"), BAD_EXPORT).unwrap();
     let d = env.spawn();
     d.wait_imports(A.0, 1, Duration::from_secs(60));
 
-    let (s, v) = d.get(&format!("/v1/tenants/{}/admin/rejected-records", A.0), Some(ADMIN_KEY), None);
+    let (s, v) = d.get(
+        &format!("/v1/tenants/{}/admin/rejected-records", A.0),
+        Some(ADMIN_KEY),
+        None,
+    );
     assert_eq!(s, 200, "{v}");
     let records = v["records"].as_array().unwrap();
     let find = |id: &str| {
@@ -166,31 +272,64 @@ fn bad_records_are_reported_with_their_place_and_the_good_ones_arrive() {
             .clone()
     };
     let pesel = find("BAD-PESEL");
-    assert_eq!((pesel["line"].as_u64(), pesel["file"].as_str()), (Some(8), Some("radix-bad.xml")));
+    assert_eq!(
+        (pesel["line"].as_u64(), pesel["file"].as_str()),
+        (Some(8), Some("radix-bad.xml"))
+    );
     assert_eq!(pesel["field"], "pesel");
-    assert!(pesel["reason"].as_str().unwrap().contains("checksum"), "{pesel}");
+    assert!(
+        pesel["reason"].as_str().unwrap().contains("checksum"),
+        "{pesel}"
+    );
     let levy = find("ACC-BAD-LEVY");
     assert_eq!(levy["line"].as_u64(), Some(17));
-    assert!(levy["reason"].as_str().unwrap().contains("church_tax"), "{levy}");
+    assert!(
+        levy["reason"].as_str().unwrap().contains("church_tax"),
+        "{levy}"
+    );
     let neg = find("P-NEG");
     assert_eq!(neg["line"].as_u64(), Some(30));
     assert_eq!(neg["field"], "amount");
-    assert!(neg["reason"].as_str().unwrap().contains("negative"), "{neg}");
-    assert!(neg["raw"].as_str().unwrap().contains("P-NEG"), "the raw record is kept for the admin");
+    assert!(
+        neg["reason"].as_str().unwrap().contains("negative"),
+        "{neg}"
+    );
+    assert!(
+        neg["raw"].as_str().unwrap().contains("P-NEG"),
+        "the raw record is kept for the admin"
+    );
 
     // The good records arrived.
-    let (s, v) = d.get(&format!("/v1/tenants/{}/resident/ledger", A.0), Some(PORTAL_KEY), Some("44051401359"));
+    let (s, v) = d.get(
+        &format!("/v1/tenants/{}/resident/ledger", A.0),
+        Some(PORTAL_KEY),
+        Some("44051401359"),
+    );
     assert_eq!(s, 200, "{v}");
     let postings = v["accounts"][0]["postings"].as_array().unwrap();
     assert_eq!(postings.len(), 1);
     assert_eq!(postings[0]["posting_id"], "P-GOOD");
     assert_eq!(postings[0]["amount"], 10000);
-    let (_, v) = d.get(&format!("/v1/tenants/{}/resident/summary", A.0), Some(PORTAL_KEY), Some("44051401359"));
+    let (_, v) = d.get(
+        &format!("/v1/tenants/{}/resident/summary", A.0),
+        Some(PORTAL_KEY),
+        Some("44051401359"),
+    );
     assert_eq!(v["totals"]["principal"], 30000, "{v}");
 
     // The admin also finds the errors next to the file.
-    let failed = env.inbox(A.0).join("failed");
-    let errors: Vec<_> = std::fs::read_dir(&failed).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".errors.jsonl")).collect();
+    let failed = env.radix_dir(A.0).join("failed");
+    let errors: Vec<_> = std::fs::read_dir(&failed)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".errors.jsonl"))
+        .collect();
     assert_eq!(errors.len(), 1, "one errors file in failed/");
-    assert_eq!(std::fs::read_to_string(errors[0].path()).unwrap().lines().count(), 3);
+    assert_eq!(
+        std::fs::read_to_string(errors[0].path())
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
 }

@@ -15,7 +15,12 @@
 use async_trait::async_trait;
 use std::time::Duration;
 
+pub mod amqp;
+pub mod memory;
+mod topic;
 pub mod topology;
+pub use amqp::{AmqpBus, AmqpOptions};
+pub use memory::MemoryBus;
 pub use topology::{QueueSpec, Topology};
 
 /// The two topic exchanges of GSKO.
@@ -43,6 +48,10 @@ pub mod headers {
     pub const PARK_REASON: &str = "x-gsko-park-reason";
     pub const ORIGINAL_QUEUE: &str = "x-gsko-original-queue";
     pub const PARKED_AT: &str = "x-gsko-parked-at";
+    /// The routing key a message was first published with. The retry ladder and the parking
+    /// queue move messages through the default exchange, which replaces the routing key, so the
+    /// original is kept here and restored into `Delivery::routing_key`.
+    pub const ROUTING_KEY: &str = "x-gsko-routing-key";
 }
 
 /// A message to publish.
@@ -92,7 +101,11 @@ pub enum BusError {
     #[error("broker connection failed: {0}")]
     Connection(String),
     #[error("message {message_id} to {exchange} with routing key {routing_key} was not routed to any queue")]
-    Unroutable { exchange: String, routing_key: String, message_id: String },
+    Unroutable {
+        exchange: String,
+        routing_key: String,
+        message_id: String,
+    },
     #[error("broker refused message {message_id} (nack)")]
     Nacked { message_id: String },
     #[error("queue {0} is not declared in the topology")]
@@ -101,12 +114,18 @@ pub enum BusError {
     Closed,
     #[error("broker protocol error: {0}")]
     Protocol(String),
+    /// The embedded bus could not write or read its SQLite journal; nothing was acknowledged.
+    #[error("bus journal error: {0}")]
+    Journal(String),
 }
 
 impl BusError {
     /// Whether trying again later may succeed (a broken connection) or not (a routing mistake).
     pub fn is_transient(&self) -> bool {
-        matches!(self, BusError::Connection(_) | BusError::Nacked { .. } | BusError::Closed)
+        matches!(
+            self,
+            BusError::Connection(_) | BusError::Nacked { .. } | BusError::Closed
+        )
     }
 }
 
@@ -116,14 +135,23 @@ pub trait Bus: Send + Sync {
     async fn publish(&self, batch: &[Outgoing]) -> Result<(), BusError>;
 
     /// Starts consuming a queue of the topology with the given prefetch.
-    async fn subscribe(&self, queue: &str, prefetch: u16) -> Result<Box<dyn Subscription>, BusError>;
+    async fn subscribe(
+        &self,
+        queue: &str,
+        prefetch: u16,
+    ) -> Result<Box<dyn Subscription>, BusError>;
 }
 
 #[async_trait]
 pub trait Subscription: Send {
     /// Waits for the first delivery (up to `idle_wait`; an empty Vec when none came), then
     /// gathers what is already there up to `max` deliveries, waiting at most `linger` for more.
-    async fn next_batch(&mut self, max: usize, idle_wait: Duration, linger: Duration) -> Result<Vec<Delivery>, BusError>;
+    async fn next_batch(
+        &mut self,
+        max: usize,
+        idle_wait: Duration,
+        linger: Duration,
+    ) -> Result<Vec<Delivery>, BusError>;
 
     /// Acknowledges deliveries whose effects are durable (one multiple-ack where possible).
     async fn ack(&mut self, deliveries: Vec<Delivery>) -> Result<(), BusError>;
@@ -135,7 +163,33 @@ pub trait Subscription: Send {
     async fn park(&mut self, delivery: Delivery, reason: &str) -> Result<(), BusError>;
 }
 
+/// A message waiting in the parking queue, as an admin tool lists it (no body: it may carry
+/// personal data, and listing must be safe to show on a console).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedMessage {
+    pub reason: String,
+    pub original_queue: String,
+    pub routing_key: String,
+    pub message_id: Option<String>,
+    pub tenant: Option<String>,
+    pub attempt: u32,
+    /// RFC 3339 time of parking.
+    pub parked_at: String,
+}
+
+/// Read-only view of the parking queue, for admin tools. Listing does not remove anything.
+#[async_trait]
+pub trait ParkingLot: Send + Sync {
+    /// Up to `limit` parked messages, oldest first.
+    async fn parked(&self, limit: usize) -> Result<Vec<ParkedMessage>, BusError>;
+}
+
 /// Delays of the retry ladder (the default; configurable per deployment).
 pub fn default_retry_ladder() -> Vec<Duration> {
-    vec![Duration::from_secs(1), Duration::from_secs(10), Duration::from_secs(60), Duration::from_secs(600)]
+    vec![
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+        Duration::from_secs(60),
+        Duration::from_secs(600),
+    ]
 }

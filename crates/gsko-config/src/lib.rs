@@ -22,12 +22,20 @@ pub enum ConfigError {
     #[error("{file}: {reason}")]
     Syntax { file: PathBuf, reason: String },
     #[error("{file}: key `{key}`: {reason}")]
-    Invalid { file: PathBuf, key: String, reason: String },
+    Invalid {
+        file: PathBuf,
+        key: String,
+        reason: String,
+    },
 }
 
 impl ConfigError {
     fn invalid(file: &Path, key: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError::Invalid { file: file.to_owned(), key: key.into(), reason: reason.into() }
+        ConfigError::Invalid {
+            file: file.to_owned(),
+            key: key.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -158,7 +166,10 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: default_listen(), body_limit: default_body_limit() }
+        HttpConfig {
+            listen: default_listen(),
+            body_limit: default_body_limit(),
+        }
     }
 }
 
@@ -186,7 +197,11 @@ pub struct ProjectorConfig {
 
 impl Default for ProjectorConfig {
     fn default() -> Self {
-        ProjectorConfig { batch_size: default_batch_size(), linger_ms: default_linger_ms(), workers: default_workers() }
+        ProjectorConfig {
+            batch_size: default_batch_size(),
+            linger_ms: default_linger_ms(),
+            workers: default_workers(),
+        }
     }
 }
 
@@ -230,27 +245,23 @@ pub struct TenantConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RadixConfig {
-    /// Directory the domain system drops exports into; `processed/` and `failed/` live inside.
-    pub inbox: PathBuf,
+    /// The tenant's RADIX directory: the domain system drops exports into its `inbox/`; GSKO
+    /// moves each to `processed/` (or `failed/`, with the reasons) once its events are confirmed.
+    pub directory: PathBuf,
     /// Optional HTTP(S) URL to fetch an export from on each run.
     #[serde(default)]
     pub url: Option<String>,
     /// Cron expression (seconds first, `sec min hour day month weekday`) of the sync.
     #[serde(default = "default_schedule")]
     pub schedule: String,
-    /// Export format: `xml` (the GSKO contract) or `csv` (with a column mapping).
-    #[serde(default = "default_format")]
-    pub format: String,
-    /// Column mapping of the CSV adapter (see the RADIX connector's documentation).
+    /// Column mapping for `*.csv` exports (see the RADIX connector's `CsvMapping`); `*.xml`
+    /// files are read as the GSKO export contract.
     #[serde(default)]
     pub csv: Option<toml::Table>,
 }
 
 fn default_schedule() -> String {
     "0 */5 * * * *".to_owned()
-}
-fn default_format() -> String {
-    "xml".to_owned()
 }
 
 /// A portal key ready for lookup: the hash of the key, the tenants it may read.
@@ -277,14 +288,25 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError::Io { file: path.to_owned(), reason: e.to_string() })
+    std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+        file: path.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| {
         // toml's message already names the key and the line; keep it on one line.
-        let reason = e.to_string().lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join(" | ");
-        ConfigError::Syntax { file: path.to_owned(), reason }
+        let reason = e
+            .to_string()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(" | ");
+        ConfigError::Syntax {
+            file: path.to_owned(),
+            reason,
+        }
     })
 }
 
@@ -293,12 +315,25 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let main: MainConfig = parse(path, &read(path)?)?;
         if main.version != CONFIG_VERSION {
-            return Err(ConfigError::invalid(path, "version", format!("unsupported config version {}, this build reads {CONFIG_VERSION}", main.version)));
+            return Err(ConfigError::invalid(
+                path,
+                "version",
+                format!(
+                    "unsupported config version {}, this build reads {CONFIG_VERSION}",
+                    main.version
+                ),
+            ));
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let dir = base.join(&main.tenants_dir);
         let mut tenants = BTreeMap::new();
-        let entries = std::fs::read_dir(&dir).map_err(|e| ConfigError::invalid(path, "tenants_dir", format!("cannot read directory {}: {e}", dir.display())))?;
+        let entries = std::fs::read_dir(&dir).map_err(|e| {
+            ConfigError::invalid(
+                path,
+                "tenants_dir",
+                format!("cannot read directory {}: {e}", dir.display()),
+            )
+        })?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
@@ -306,10 +341,18 @@ impl Config {
         files.sort();
         for file in files {
             let t: TenantConfig = parse(&file, &read(&file)?)?;
-            let teryt = Teryt::from_str(&t.teryt).map_err(|e| ConfigError::invalid(&file, "teryt", e.to_string()))?;
-            let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            let teryt = Teryt::from_str(&t.teryt)
+                .map_err(|e| ConfigError::invalid(&file, "teryt", e.to_string()))?;
+            let stem = file
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
             if stem != teryt.as_str() {
-                return Err(ConfigError::invalid(&file, "teryt", format!("tenant file must be named after its TERYT code ({teryt}.toml)")));
+                return Err(ConfigError::invalid(
+                    &file,
+                    "teryt",
+                    format!("tenant file must be named after its TERYT code ({teryt}.toml)"),
+                ));
             }
             if let Some(r) = &t.radix {
                 validate_radix(&file, base, r)?;
@@ -317,11 +360,20 @@ impl Config {
             tenants.insert(teryt, (file, t));
         }
         if tenants.is_empty() {
-            return Err(ConfigError::invalid(path, "tenants_dir", format!("no tenant files (*.toml) in {}", dir.display())));
+            return Err(ConfigError::invalid(
+                path,
+                "tenants_dir",
+                format!("no tenant files (*.toml) in {}", dir.display()),
+            ));
         }
         let portal_keys = portal_keys(path, &main, &tenants)?;
         validate_main(path, &main)?;
-        Ok(Config { path: path.to_owned(), main, tenants, portal_keys })
+        Ok(Config {
+            path: path.to_owned(),
+            main,
+            tenants,
+            portal_keys,
+        })
     }
 
     pub fn tenant_name(&self, t: &Teryt) -> Option<&str> {
@@ -336,93 +388,160 @@ impl Config {
 
 fn validate_main(path: &Path, main: &MainConfig) -> Result<(), ConfigError> {
     if main.projector.batch_size == 0 || main.projector.batch_size > 10_000 {
-        return Err(ConfigError::invalid(path, "projector.batch_size", "must be between 1 and 10000"));
+        return Err(ConfigError::invalid(
+            path,
+            "projector.batch_size",
+            "must be between 1 and 10000",
+        ));
     }
     if main.projector.workers == 0 {
-        return Err(ConfigError::invalid(path, "projector.workers", "must be at least 1"));
+        return Err(ConfigError::invalid(
+            path,
+            "projector.workers",
+            "must be at least 1",
+        ));
     }
     if main.http.listen.parse::<std::net::SocketAddr>().is_err() {
-        return Err(ConfigError::invalid(path, "http.listen", format!("{:?} is not an address:port", main.http.listen)));
+        return Err(ConfigError::invalid(
+            path,
+            "http.listen",
+            format!("{:?} is not an address:port", main.http.listen),
+        ));
     }
     let (url, key) = match &main.database {
         DatabaseConfig::Postgres { url, .. } => (Some(url), "database.url"),
         DatabaseConfig::Sqlite { .. } => (None, ""),
     };
     if let Some(u) = url {
-        u.resolve().map_err(|r| ConfigError::invalid(path, key, r))?;
+        u.resolve()
+            .map_err(|r| ConfigError::invalid(path, key, r))?;
     }
     match &main.bus {
-        BusConfig::Amqp { url, retry_delays_secs, prefetch } => {
-            url.resolve().map_err(|r| ConfigError::invalid(path, "bus.url", r))?;
+        BusConfig::Amqp {
+            url,
+            retry_delays_secs,
+            prefetch,
+        } => {
+            url.resolve()
+                .map_err(|r| ConfigError::invalid(path, "bus.url", r))?;
             check_bus(path, retry_delays_secs, *prefetch)?;
         }
-        BusConfig::Memory { retry_delays_secs, prefetch, .. } => check_bus(path, retry_delays_secs, *prefetch)?,
+        BusConfig::Memory {
+            retry_delays_secs,
+            prefetch,
+            ..
+        } => check_bus(path, retry_delays_secs, *prefetch)?,
     }
     Ok(())
 }
 
 fn check_bus(path: &Path, delays: &[u64], prefetch: u16) -> Result<(), ConfigError> {
     if delays.is_empty() {
-        return Err(ConfigError::invalid(path, "bus.retry_delays_secs", "needs at least one delay"));
+        return Err(ConfigError::invalid(
+            path,
+            "bus.retry_delays_secs",
+            "needs at least one delay",
+        ));
     }
     if prefetch == 0 {
-        return Err(ConfigError::invalid(path, "bus.prefetch", "must be at least 1"));
+        return Err(ConfigError::invalid(
+            path,
+            "bus.prefetch",
+            "must be at least 1",
+        ));
     }
     Ok(())
 }
 
 fn validate_radix(file: &Path, _base: &Path, r: &RadixConfig) -> Result<(), ConfigError> {
-    cron::Schedule::from_str(&r.schedule).map_err(|e| ConfigError::invalid(file, "radix.schedule", format!("{:?} is not a cron expression (sec min hour day month weekday): {e}", r.schedule)))?;
-    match r.format.as_str() {
-        "xml" => {
-            if r.csv.is_some() {
-                return Err(ConfigError::invalid(file, "radix.csv", "a CSV mapping is only used with format = \"csv\""));
-            }
-        }
-        "csv" => {
-            if r.csv.is_none() {
-                return Err(ConfigError::invalid(file, "radix.csv", "format = \"csv\" needs a [radix.csv] column mapping"));
-            }
-        }
-        other => return Err(ConfigError::invalid(file, "radix.format", format!("unknown format {other:?}; expected \"xml\" or \"csv\""))),
-    }
+    cron::Schedule::from_str(&r.schedule).map_err(|e| {
+        ConfigError::invalid(
+            file,
+            "radix.schedule",
+            format!(
+                "{:?} is not a cron expression (sec min hour day month weekday): {e}",
+                r.schedule
+            ),
+        )
+    })?;
     if let Some(u) = &r.url {
         if !(u.starts_with("http://") || u.starts_with("https://")) {
-            return Err(ConfigError::invalid(file, "radix.url", format!("{u:?} is not an http(s) URL")));
+            return Err(ConfigError::invalid(
+                file,
+                "radix.url",
+                format!("{u:?} is not an http(s) URL"),
+            ));
         }
     }
     Ok(())
 }
 
-fn portal_keys(path: &Path, main: &MainConfig, tenants: &BTreeMap<Teryt, (PathBuf, TenantConfig)>) -> Result<Vec<PortalKey>, ConfigError> {
+fn portal_keys(
+    path: &Path,
+    main: &MainConfig,
+    tenants: &BTreeMap<Teryt, (PathBuf, TenantConfig)>,
+) -> Result<Vec<PortalKey>, ConfigError> {
     let mut keys = Vec::new();
     for (i, p) in main.portals.iter().enumerate() {
         let key = |k: &str| format!("portals[{i}].{k}");
         let hash = match (&p.api_key_sha256, &p.api_key) {
             (Some(h), None) => {
-                let bytes = hex::decode(h.trim()).map_err(|_| ConfigError::invalid(path, key("api_key_sha256"), "is not hex"))?;
-                <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| ConfigError::invalid(path, key("api_key_sha256"), "must be 64 hex digits (SHA-256)"))?
+                let bytes = hex::decode(h.trim())
+                    .map_err(|_| ConfigError::invalid(path, key("api_key_sha256"), "is not hex"))?;
+                <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+                    ConfigError::invalid(
+                        path,
+                        key("api_key_sha256"),
+                        "must be 64 hex digits (SHA-256)",
+                    )
+                })?
             }
-            (None, Some(src)) => sha256(src.resolve().map_err(|r| ConfigError::invalid(path, key("api_key"), r))?.expose().as_bytes()),
-            _ => return Err(ConfigError::invalid(path, key("api_key"), "give exactly one of api_key_sha256 or api_key")),
+            (None, Some(src)) => sha256(
+                src.resolve()
+                    .map_err(|r| ConfigError::invalid(path, key("api_key"), r))?
+                    .expose()
+                    .as_bytes(),
+            ),
+            _ => {
+                return Err(ConfigError::invalid(
+                    path,
+                    key("api_key"),
+                    "give exactly one of api_key_sha256 or api_key",
+                ))
+            }
         };
         let scope = if p.tenants.iter().any(|t| t == "*") {
             None
         } else {
             let mut v = Vec::new();
             for t in &p.tenants {
-                let teryt = Teryt::from_str(t).map_err(|e| ConfigError::invalid(path, key("tenants"), format!("{t:?}: {e}")))?;
+                let teryt = Teryt::from_str(t).map_err(|e| {
+                    ConfigError::invalid(path, key("tenants"), format!("{t:?}: {e}"))
+                })?;
                 if !tenants.contains_key(&teryt) {
-                    return Err(ConfigError::invalid(path, key("tenants"), format!("tenant {teryt} has no file in tenants_dir")));
+                    return Err(ConfigError::invalid(
+                        path,
+                        key("tenants"),
+                        format!("tenant {teryt} has no file in tenants_dir"),
+                    ));
                 }
                 v.push(teryt);
             }
             Some(v)
         };
         if keys.iter().any(|k: &PortalKey| k.key_sha256 == hash) {
-            return Err(ConfigError::invalid(path, key("api_key"), "the same key is configured twice"));
+            return Err(ConfigError::invalid(
+                path,
+                key("api_key"),
+                "the same key is configured twice",
+            ));
         }
-        keys.push(PortalKey { name: p.name.clone(), key_sha256: hash, tenants: scope, admin: p.admin });
+        keys.push(PortalKey {
+            name: p.name.clone(),
+            key_sha256: hash,
+            tenants: scope,
+            admin: p.admin,
+        });
     }
     Ok(keys)
 }
@@ -453,7 +572,11 @@ tenants = ["1465011"]
     fn loads_a_valid_configuration() {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "gsko.toml", MAIN);
-        write(d.path(), "tenants/1465011.toml", "teryt = \"1465011\"\nname = \"Warszawa\"\n[radix]\ninbox = \"in\"\n");
+        write(
+            d.path(),
+            "tenants/1465011.toml",
+            "teryt = \"1465011\"\nname = \"Warszawa\"\n[radix]\ndirectory = \"in\"\n",
+        );
         let c = Config::load(&d.path().join("gsko.toml")).unwrap();
         assert_eq!(c.tenants.len(), 1);
         assert_eq!(c.portal_keys[0].key_sha256, sha256(b"k1"));
@@ -463,8 +586,10 @@ tenants = ["1465011"]
     fn unknown_key_names_file_and_key() {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "gsko.toml", MAIN);
-        write(d.path(), "tenants/1465011.toml", "teryt = \"1465011\"\nname = \"Warszawa\"\n[radix]\ninbox = \"in\"\nshedule = \"x\"\n");
-        let e = Config::load(&d.path().join("gsko.toml")).unwrap_err().to_string();
+        write(d.path(), "tenants/1465011.toml", "teryt = \"1465011\"\nname = \"Warszawa\"\n[radix]\ndirectory = \"in\"\nshedule = \"x\"\n");
+        let e = Config::load(&d.path().join("gsko.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("1465011.toml"), "{e}");
         assert!(e.contains("shedule"), "{e}");
         assert!(e.contains("line 5"), "{e}");
@@ -474,21 +599,42 @@ tenants = ["1465011"]
     fn bad_cron_and_bad_teryt_are_named() {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "gsko.toml", MAIN);
-        write(d.path(), "tenants/1465011.toml", "teryt = \"1465011\"\nname = \"W\"\n[radix]\ninbox = \"in\"\nschedule = \"every day\"\n");
-        let e = Config::load(&d.path().join("gsko.toml")).unwrap_err().to_string();
+        write(d.path(), "tenants/1465011.toml", "teryt = \"1465011\"\nname = \"W\"\n[radix]\ndirectory = \"in\"\nschedule = \"every day\"\n");
+        let e = Config::load(&d.path().join("gsko.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("key `radix.schedule`"), "{e}");
-        write(d.path(), "tenants/1465011.toml", "teryt = \"1465017\"\nname = \"W\"\n");
-        let e = Config::load(&d.path().join("gsko.toml")).unwrap_err().to_string();
+        write(
+            d.path(),
+            "tenants/1465011.toml",
+            "teryt = \"1465017\"\nname = \"W\"\n",
+        );
+        let e = Config::load(&d.path().join("gsko.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("key `teryt`") && e.contains("kind digit"), "{e}");
     }
 
     #[test]
     fn portal_scoped_to_unknown_tenant_is_an_error() {
         let d = tempfile::tempdir().unwrap();
-        write(d.path(), "gsko.toml", &MAIN.replace("[\"1465011\"]", "[\"0201043\"]"));
-        write(d.path(), "tenants/1465011.toml", "teryt = \"1465011\"\nname = \"W\"\n");
-        let e = Config::load(&d.path().join("gsko.toml")).unwrap_err().to_string();
-        assert!(e.contains("portals[0].tenants") && e.contains("0201043"), "{e}");
+        write(
+            d.path(),
+            "gsko.toml",
+            &MAIN.replace("[\"1465011\"]", "[\"0201043\"]"),
+        );
+        write(
+            d.path(),
+            "tenants/1465011.toml",
+            "teryt = \"1465011\"\nname = \"W\"\n",
+        );
+        let e = Config::load(&d.path().join("gsko.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("portals[0].tenants") && e.contains("0201043"),
+            "{e}"
+        );
     }
 
     #[test]

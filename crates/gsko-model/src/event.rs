@@ -23,9 +23,17 @@ pub enum EventError {
     #[error("unknown message type {0:?}")]
     UnknownType(String),
     #[error("data of {kind} does not match its schema: {}", redact(&.source.to_string()))]
-    Data { kind: String, source: serde_json::Error },
+    Data {
+        kind: String,
+        source: serde_json::Error,
+    },
     #[error("attribute {attribute} is {found:?}, but type {kind} requires {expected:?}")]
-    Inconsistent { kind: String, attribute: &'static str, found: String, expected: String },
+    Inconsistent {
+        kind: String,
+        attribute: &'static str,
+        found: String,
+        expected: String,
+    },
     #[error("attribute source must not be empty")]
     EmptySource,
 }
@@ -70,7 +78,10 @@ fn redact(msg: &str) -> String {
                 }
                 tok.push(d);
             }
-            let is_name = tok.chars().all(|x| x.is_ascii_lowercase() || x == '_' || x == '-') && !tok.is_empty();
+            let is_name = tok
+                .chars()
+                .all(|x| x.is_ascii_lowercase() || x == '_' || x == '-')
+                && !tok.is_empty();
             out.push('`');
             out.push_str(if is_name { &tok } else { "***" });
             out.push('`');
@@ -185,9 +196,15 @@ impl EventData {
 
     fn from_value(t: MessageType, v: serde_json::Value) -> Result<Self, serde_json::Error> {
         Ok(match t {
-            MessageType::TaxpayerUpserted => EventData::TaxpayerUpserted(serde_json::from_value(v)?),
-            MessageType::TaxAccountUpserted => EventData::TaxAccountUpserted(serde_json::from_value(v)?),
-            MessageType::LiabilityUpserted => EventData::LiabilityUpserted(serde_json::from_value(v)?),
+            MessageType::TaxpayerUpserted => {
+                EventData::TaxpayerUpserted(serde_json::from_value(v)?)
+            }
+            MessageType::TaxAccountUpserted => {
+                EventData::TaxAccountUpserted(serde_json::from_value(v)?)
+            }
+            MessageType::LiabilityUpserted => {
+                EventData::LiabilityUpserted(serde_json::from_value(v)?)
+            }
             MessageType::PostingRecorded => EventData::PostingRecorded(serde_json::from_value(v)?),
             MessageType::BalanceReported => EventData::BalanceReported(serde_json::from_value(v)?),
             MessageType::RecordRejected => EventData::RecordRejected(serde_json::from_value(v)?),
@@ -233,7 +250,12 @@ struct Wire {
 
 impl Event {
     /// A new event with a fresh UUIDv7 id, stamped now.
-    pub fn new(source: impl Into<String>, tenant: Teryt, source_version: i64, data: EventData) -> Self {
+    pub fn new(
+        source: impl Into<String>,
+        tenant: Teryt,
+        source_version: i64,
+        data: EventData,
+    ) -> Self {
         Event {
             id: Uuid::now_v7(),
             source: source.into(),
@@ -284,21 +306,34 @@ impl Event {
         if w.specversion != SPEC_VERSION {
             return Err(EventError::SpecVersion(w.specversion));
         }
-        let t = MessageType::from_type_name(&w.kind).ok_or_else(|| EventError::UnknownType(w.kind.clone()))?;
+        let t = MessageType::from_type_name(&w.kind)
+            .ok_or_else(|| EventError::UnknownType(w.kind.clone()))?;
         if w.source.is_empty() {
             return Err(EventError::EmptySource);
         }
-        let data = EventData::from_value(t, w.data).map_err(|source| EventError::Data { kind: w.kind.clone(), source })?;
+        let data = EventData::from_value(t, w.data).map_err(|source| EventError::Data {
+            kind: w.kind.clone(),
+            source,
+        })?;
         // Attributes that restate the type must agree with it: a message that contradicts itself
         // is refused rather than guessed at. (`subject` is informational and not compared.)
         let checks = [
             ("dataschema", w.dataschema, t.dataschema()),
-            ("datacontenttype", w.datacontenttype, "application/json".to_owned()),
+            (
+                "datacontenttype",
+                w.datacontenttype,
+                "application/json".to_owned(),
+            ),
         ];
         for (attribute, found, expected) in checks {
             if let Some(found) = found {
                 if found != expected {
-                    return Err(EventError::Inconsistent { kind: w.kind.clone(), attribute, found, expected });
+                    return Err(EventError::Inconsistent {
+                        kind: w.kind.clone(),
+                        attribute,
+                        found,
+                        expected,
+                    });
                 }
             }
         }
@@ -320,13 +355,20 @@ mod tests {
 
     #[test]
     fn error_texts_carry_no_values() {
-        let e = serde_json::from_str::<crate::Taxpayer>(r#"{"taxpayer_id":"T1","kind":"natural","pesel":44051401359,"name":"Jan Kowalski"}"#).unwrap_err();
+        let e = serde_json::from_str::<crate::Taxpayer>(
+            r#"{"taxpayer_id":"T1","kind":"natural","pesel":44051401359,"name":"Jan Kowalski"}"#,
+        )
+        .unwrap_err();
         let shown = redact(&e.to_string());
         assert!(!shown.contains("44051401359"), "{shown}");
         let e = serde_json::from_str::<crate::TaxpayerKind>(r#""Jan Kowalski""#).unwrap_err();
         let shown = redact(&e.to_string());
         assert!(!shown.contains("Kowalski"), "{shown}");
-        let e = serde_json::from_str::<crate::Taxpayer>(r#"{"taxpayer_id":"T1","kind":"natural"}"#).unwrap_err();
-        assert!(redact(&e.to_string()).contains("`name`"), "field names stay");
+        let e = serde_json::from_str::<crate::Taxpayer>(r#"{"taxpayer_id":"T1","kind":"natural"}"#)
+            .unwrap_err();
+        assert!(
+            redact(&e.to_string()).contains("`name`"),
+            "field names stay"
+        );
     }
 }

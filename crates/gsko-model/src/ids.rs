@@ -9,7 +9,11 @@ use std::str::FromStr;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("{kind} must have {expected} digits, got {got} characters")]
-    Length { kind: &'static str, expected: &'static str, got: usize },
+    Length {
+        kind: &'static str,
+        expected: &'static str,
+        got: usize,
+    },
     #[error("{kind} may contain only digits")]
     NotDigits { kind: &'static str },
     #[error("{kind} checksum does not match")]
@@ -20,12 +24,21 @@ pub enum IdError {
     TerytKind(char),
 }
 
-fn digits(kind: &'static str, s: &str, lens: &[usize], expected: &'static str) -> Result<Vec<u32>, IdError> {
+fn digits(
+    kind: &'static str,
+    s: &str,
+    lens: &[usize],
+    expected: &'static str,
+) -> Result<Vec<u32>, IdError> {
     if !s.chars().all(|c| c.is_ascii_digit()) {
         return Err(IdError::NotDigits { kind });
     }
     if !lens.contains(&s.len()) {
-        return Err(IdError::Length { kind, expected, got: s.chars().count() });
+        return Err(IdError::Length {
+            kind,
+            expected,
+            got: s.chars().count(),
+        });
     }
     Ok(s.bytes().map(|b| u32::from(b - b'0')).collect())
 }
@@ -36,7 +49,9 @@ fn weighted(d: &[u32], w: &[u32]) -> u32 {
 
 /// Strips the separators people type into tax ids ("123-456-32-18", "PL 61 1090 ...").
 fn compact(s: &str) -> String {
-    s.chars().filter(|c| !matches!(c, ' ' | '-' | '\u{a0}')).collect()
+    s.chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '\u{a0}'))
+        .collect()
 }
 
 macro_rules! string_id {
@@ -78,7 +93,10 @@ macro_rules! string_id {
                 let s = String::deserialize(d)?;
                 let v = $ty::parse(&s).map_err(serde::de::Error::custom)?;
                 if v.0 != s {
-                    return Err(serde::de::Error::custom(concat!(stringify!($ty), " is not in its canonical form (digits only)")));
+                    return Err(serde::de::Error::custom(concat!(
+                        stringify!($ty),
+                        " is not in its canonical form (digits only)"
+                    )));
                 }
                 Ok(v)
             }
@@ -221,9 +239,18 @@ mod tests {
     #[test]
     fn pesel_accepts_valid_and_rejects_bad_checksum() {
         assert!(Pesel::parse("44051401359").is_ok());
-        assert_eq!(Pesel::parse("44051401358"), Err(IdError::Checksum { kind: "PESEL" }));
-        assert!(matches!(Pesel::parse("4405140135"), Err(IdError::Length { .. })));
-        assert!(matches!(Pesel::parse("4405140135a"), Err(IdError::NotDigits { .. })));
+        assert_eq!(
+            Pesel::parse("44051401358"),
+            Err(IdError::Checksum { kind: "PESEL" })
+        );
+        assert!(matches!(
+            Pesel::parse("4405140135"),
+            Err(IdError::Length { .. })
+        ));
+        assert!(matches!(
+            Pesel::parse("4405140135a"),
+            Err(IdError::NotDigits { .. })
+        ));
         let p = Pesel::parse("02270803624").unwrap();
         assert_eq!(p.birth_date(), chrono::NaiveDate::from_ymd_opt(2002, 7, 8));
     }
@@ -234,7 +261,10 @@ mod tests {
         let base = "4413140135";
         let d: Vec<u32> = base.bytes().map(|b| u32::from(b - b'0')).collect();
         let q = (10 - weighted(&d, &Pesel::WEIGHTS) % 10) % 10;
-        assert_eq!(Pesel::parse(&format!("{base}{q}")), Err(IdError::Date { kind: "PESEL" }));
+        assert_eq!(
+            Pesel::parse(&format!("{base}{q}")),
+            Err(IdError::Date { kind: "PESEL" })
+        );
     }
 
     #[test]

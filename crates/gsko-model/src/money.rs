@@ -45,13 +45,19 @@ impl Amount {
             None => (t, ""),
         };
         let syntax = || AmountError::Syntax(s.to_owned());
-        if whole.is_empty() || frac.len() > 2 || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        if whole.is_empty()
+            || frac.len() > 2
+            || !whole.bytes().all(|b| b.is_ascii_digit())
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(syntax());
         }
         if t.contains(['.', ',']) && frac.is_empty() {
             return Err(syntax());
         }
-        let whole: i64 = whole.parse().map_err(|_| AmountError::Overflow(s.to_owned()))?;
+        let whole: i64 = whole
+            .parse()
+            .map_err(|_| AmountError::Overflow(s.to_owned()))?;
         let frac: i64 = match frac.len() {
             0 => 0,
             1 => frac.parse::<i64>().map_err(|_| syntax())? * 10,
@@ -93,11 +99,26 @@ mod tests {
         assert_eq!(Amount::parse_zloty("250,7").unwrap().grosze(), 25070);
         assert_eq!(Amount::parse_zloty("1003").unwrap().grosze(), 100300);
         assert_eq!(Amount::parse_zloty("0.01").unwrap().grosze(), 1);
-        assert!(matches!(Amount::parse_zloty("-5.00"), Err(AmountError::Negative(_))));
-        assert!(matches!(Amount::parse_zloty("1.234"), Err(AmountError::Syntax(_))));
-        assert!(matches!(Amount::parse_zloty("1e3"), Err(AmountError::Syntax(_))));
-        assert!(matches!(Amount::parse_zloty("12."), Err(AmountError::Syntax(_))));
-        assert!(matches!(Amount::parse_zloty(""), Err(AmountError::Syntax(_))));
+        assert!(matches!(
+            Amount::parse_zloty("-5.00"),
+            Err(AmountError::Negative(_))
+        ));
+        assert!(matches!(
+            Amount::parse_zloty("1.234"),
+            Err(AmountError::Syntax(_))
+        ));
+        assert!(matches!(
+            Amount::parse_zloty("1e3"),
+            Err(AmountError::Syntax(_))
+        ));
+        assert!(matches!(
+            Amount::parse_zloty("12."),
+            Err(AmountError::Syntax(_))
+        ));
+        assert!(matches!(
+            Amount::parse_zloty(""),
+            Err(AmountError::Syntax(_))
+        ));
     }
 
     #[test]

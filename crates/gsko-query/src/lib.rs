@@ -43,8 +43,19 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, keys: Vec<PortalKey>, tenants: BTreeMap<Teryt, String>, metrics: Arc<Registry>) -> Self {
-        AppState { store, keys: Arc::new(keys), tenants: Arc::new(tenants), metrics, today: || chrono::Utc::now().date_naive() }
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Vec<PortalKey>,
+        tenants: BTreeMap<Teryt, String>,
+        metrics: Arc<Registry>,
+    ) -> Self {
+        AppState {
+            store,
+            keys: Arc::new(keys),
+            tenants: Arc::new(tenants),
+            metrics,
+            today: || chrono::Utc::now().date_naive(),
+        }
     }
 }
 
@@ -96,9 +107,19 @@ struct ErrorBody {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let mut r = (status, Json(ErrorBody { error: code, message: self.to_string() })).into_response();
+        let mut r = (
+            status,
+            Json(ErrorBody {
+                error: code,
+                message: self.to_string(),
+            }),
+        )
+            .into_response();
         if status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         r
     }
@@ -128,22 +149,38 @@ impl Caller<'_> {
 }
 
 fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<Caller<'a>, ApiError> {
-    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::MissingKey)?;
-    let token = value.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()).ok_or(ApiError::MissingKey)?;
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::MissingKey)?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::MissingKey)?;
     let hash = gsko_config::sha256(token.as_bytes());
     // Compare hashes, not keys: equal-length digests, and no key material kept in memory.
-    let key = state.keys.iter().find(|k| k.key_sha256 == hash).ok_or(ApiError::UnknownKey)?;
+    let key = state
+        .keys
+        .iter()
+        .find(|k| k.key_sha256 == hash)
+        .ok_or(ApiError::UnknownKey)?;
     Ok(Caller { key })
 }
 
 fn resident(headers: &HeaderMap) -> Result<Pesel, ApiError> {
-    let v = headers.get(RESIDENT_HEADER).ok_or(ApiError::MissingResident)?;
-    let s = v.to_str().map_err(|_| ApiError::BadResident("not ASCII".into()))?;
+    let v = headers
+        .get(RESIDENT_HEADER)
+        .ok_or(ApiError::MissingResident)?;
+    let s = v
+        .to_str()
+        .map_err(|_| ApiError::BadResident("not ASCII".into()))?;
     Pesel::from_str(s).map_err(|e| ApiError::BadResident(e.to_string()))
 }
 
 fn tenant(state: &AppState, caller: &Caller<'_>, raw: &str) -> Result<Teryt, ApiError> {
-    let t = Teryt::from_str(raw).map_err(|e| ApiError::BadTenant(format!("tenant {raw:?}: {e}")))?;
+    let t =
+        Teryt::from_str(raw).map_err(|e| ApiError::BadTenant(format!("tenant {raw:?}: {e}")))?;
     if !state.tenants.contains_key(&t) || !caller.may_read(&t) {
         return Err(ApiError::NotFound);
     }
@@ -163,7 +200,10 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
         ("/v1/tenants/{teryt}/resident/liabilities", get(liabilities)),
         ("/v1/tenants/{teryt}/resident/balance", get(balance)),
         ("/v1/tenants/{teryt}/resident/ledger", get(ledger)),
-        ("/v1/tenants/{teryt}/admin/rejected-records", get(rejected_records)),
+        (
+            "/v1/tenants/{teryt}/admin/rejected-records",
+            get(rejected_records),
+        ),
         ("/v1/tenants/{teryt}/admin/imports", get(imports)),
     ]
 }
@@ -174,9 +214,14 @@ pub fn route_paths() -> Vec<&'static str> {
 
 pub fn router(state: AppState, body_limit: usize) -> Router {
     let requests = RequestCounters::new(&state.metrics);
-    let router = routes().into_iter().fold(Router::new(), |r, (path, handler)| r.route(path, handler));
+    let router = routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, handler)| r.route(path, handler));
     router
-        .layer(axum::middleware::from_fn_with_state(requests, count_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            requests,
+            count_requests,
+        ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
         .with_state(state)
 }
@@ -189,12 +234,24 @@ struct RequestCounters {
 
 impl RequestCounters {
     fn new(r: &Registry) -> Self {
-        let c = |class: &str| r.counter("gsko_http_requests_total", "HTTP requests answered, by status class", &[("class", class)]);
-        RequestCounters { by_class: Arc::new([c("1xx"), c("2xx"), c("3xx"), c("4xx"), c("5xx")]) }
+        let c = |class: &str| {
+            r.counter(
+                "gsko_http_requests_total",
+                "HTTP requests answered, by status class",
+                &[("class", class)],
+            )
+        };
+        RequestCounters {
+            by_class: Arc::new([c("1xx"), c("2xx"), c("3xx"), c("4xx"), c("5xx")]),
+        }
     }
 }
 
-async fn count_requests(State(c): State<RequestCounters>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn count_requests(
+    State(c): State<RequestCounters>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let r = next.run(req).await;
     let i = (r.status().as_u16() / 100).clamp(1, 5) as usize - 1;
     c.by_class[i].fetch_add(1, Ordering::Relaxed);
@@ -211,51 +268,94 @@ async fn readyz(State(s): State<AppState>) -> Result<&'static str, ApiError> {
 }
 
 async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
 }
 
 async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI_YAML)
 }
 
-async fn all_summaries(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<AllSummaries>, ApiError> {
+async fn all_summaries(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<AllSummaries>, ApiError> {
     let caller = authenticate(&s, &headers)?;
     let pesel = resident(&headers)?;
-    let allowed: Vec<Teryt> = s.tenants.keys().filter(|t| caller.may_read(t)).cloned().collect();
+    let allowed: Vec<Teryt> = s
+        .tenants
+        .keys()
+        .filter(|t| caller.may_read(t))
+        .cloned()
+        .collect();
     let found = s.store.resident_tenants(&pesel, &allowed).await?;
     let mut tenants = Vec::new();
     for t in found {
         if let Some(v) = s.store.resident_view(&t, &pesel).await? {
-            tenants.push(Summary::of(&v, s.tenants.get(&t).map(String::as_str).unwrap_or_default(), (s.today)()));
+            tenants.push(Summary::of(
+                &v,
+                s.tenants.get(&t).map(String::as_str).unwrap_or_default(),
+                (s.today)(),
+            ));
         }
     }
     Ok(Json(AllSummaries { tenants }))
 }
 
-async fn view(s: &AppState, headers: &HeaderMap, raw: &str) -> Result<(Teryt, gsko_store::ResidentView), ApiError> {
+async fn view(
+    s: &AppState,
+    headers: &HeaderMap,
+    raw: &str,
+) -> Result<(Teryt, gsko_store::ResidentView), ApiError> {
     let caller = authenticate(s, headers)?;
     let t = tenant(s, &caller, raw)?;
     let pesel = resident(headers)?;
-    let v = s.store.resident_view(&t, &pesel).await?.ok_or(ApiError::NotFound)?;
+    let v = s
+        .store
+        .resident_view(&t, &pesel)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok((t, v))
 }
 
-async fn summary(State(s): State<AppState>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Json<Summary>, ApiError> {
+async fn summary(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Summary>, ApiError> {
     let (t, v) = view(&s, &headers, &raw).await?;
-    Ok(Json(Summary::of(&v, s.tenants.get(&t).map(String::as_str).unwrap_or_default(), (s.today)())))
+    Ok(Json(Summary::of(
+        &v,
+        s.tenants.get(&t).map(String::as_str).unwrap_or_default(),
+        (s.today)(),
+    )))
 }
 
-async fn liabilities(State(s): State<AppState>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Json<Liabilities>, ApiError> {
+async fn liabilities(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Liabilities>, ApiError> {
     let (_, v) = view(&s, &headers, &raw).await?;
     Ok(Json(Liabilities::of(&v)))
 }
 
-async fn balance(State(s): State<AppState>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Json<Balances>, ApiError> {
+async fn balance(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Balances>, ApiError> {
     let (_, v) = view(&s, &headers, &raw).await?;
     Ok(Json(Balances::of(&v)))
 }
 
-async fn ledger(State(s): State<AppState>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Json<Ledger>, ApiError> {
+async fn ledger(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Ledger>, ApiError> {
     let (_, v) = view(&s, &headers, &raw).await?;
     Ok(Json(Ledger::of(&v)))
 }
@@ -268,14 +368,28 @@ fn admin_tenant(s: &AppState, headers: &HeaderMap, raw: &str) -> Result<Teryt, A
     tenant(s, &caller, raw)
 }
 
-async fn rejected_records(State(s): State<AppState>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Json<RejectedRecords>, ApiError> {
+async fn rejected_records(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<RejectedRecords>, ApiError> {
     let t = admin_tenant(&s, &headers, &raw)?;
     let records = s.store.rejected_records(&t, 1000).await?;
-    Ok(Json(RejectedRecords { tenant: t.to_string(), records }))
+    Ok(Json(RejectedRecords {
+        tenant: t.to_string(),
+        records,
+    }))
 }
 
-async fn imports(State(s): State<AppState>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Json<Imports>, ApiError> {
+async fn imports(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Imports>, ApiError> {
     let t = admin_tenant(&s, &headers, &raw)?;
     let imports = s.store.imports(&t, 1000).await?;
-    Ok(Json(Imports { tenant: t.to_string(), imports }))
+    Ok(Json(Imports {
+        tenant: t.to_string(),
+        imports,
+    }))
 }

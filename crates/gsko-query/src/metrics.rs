@@ -33,22 +33,47 @@ impl Registry {
     /// Registers (or returns the existing) counter with these labels.
     pub fn counter(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> Arc<AtomicU64> {
         let mut m = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
-        let labels: Vec<(String, String)> = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let labels: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         if let Some(existing) = m.iter().find(|x| x.name == name && x.labels == labels) {
             if let Source::Counter(c) = &existing.source {
                 return c.clone();
             }
         }
         let c = Arc::new(AtomicU64::new(0));
-        m.push(Metric { name: name.to_owned(), help: help.to_owned(), kind: "counter", labels, source: Source::Counter(c.clone()) });
+        m.push(Metric {
+            name: name.to_owned(),
+            help: help.to_owned(),
+            kind: "counter",
+            labels,
+            source: Source::Counter(c.clone()),
+        });
         c
     }
 
     /// Registers a value read when `/metrics` is scraped (a counter kept elsewhere, or a gauge).
-    pub fn sampled(&self, name: &str, help: &str, kind: &'static str, labels: &[(&str, &str)], f: impl Fn() -> u64 + Send + Sync + 'static) {
+    pub fn sampled(
+        &self,
+        name: &str,
+        help: &str,
+        kind: &'static str,
+        labels: &[(&str, &str)],
+        f: impl Fn() -> u64 + Send + Sync + 'static,
+    ) {
         let mut m = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
-        let labels = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        m.push(Metric { name: name.to_owned(), help: help.to_owned(), kind, labels, source: Source::Sampled(Box::new(f)) });
+        let labels = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        m.push(Metric {
+            name: name.to_owned(),
+            help: help.to_owned(),
+            kind,
+            labels,
+            source: Source::Sampled(Box::new(f)),
+        });
     }
 
     pub fn render(&self) -> String {
@@ -73,7 +98,13 @@ impl Registry {
                 if x.labels.is_empty() {
                     let _ = writeln!(out, "{name} {v}");
                 } else {
-                    let l: Vec<String> = x.labels.iter().map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))).collect();
+                    let l: Vec<String> = x
+                        .labels
+                        .iter()
+                        .map(|(k, v)| {
+                            format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+                        })
+                        .collect();
                     let _ = writeln!(out, "{name}{{{}}} {v}", l.join(","));
                 }
             }

@@ -121,7 +121,11 @@ impl Summary {
             taxpayers: v
                 .taxpayers
                 .iter()
-                .map(|t| TaxpayerRef { taxpayer_id: t.taxpayer_id.clone(), kind: t.kind, name: t.name.clone() })
+                .map(|t| TaxpayerRef {
+                    taxpayer_id: t.taxpayer_id.clone(),
+                    kind: t.kind,
+                    name: t.name.clone(),
+                })
                 .collect(),
             accounts,
             totals,
@@ -138,7 +142,14 @@ pub struct Liabilities {
 
 impl Liabilities {
     pub fn of(v: &ResidentView) -> Self {
-        Liabilities { tenant: v.tenant.clone(), liabilities: v.accounts.iter().flat_map(|a| a.liabilities.iter().cloned()).collect() }
+        Liabilities {
+            tenant: v.tenant.clone(),
+            liabilities: v
+                .accounts
+                .iter()
+                .flat_map(|a| a.liabilities.iter().cloned())
+                .collect(),
+        }
     }
 }
 
@@ -151,10 +162,18 @@ pub struct Balances {
 
 impl Balances {
     pub fn of(v: &ResidentView) -> Self {
-        let balances: Vec<Balance> = v.accounts.iter().filter_map(|a| a.balance.clone()).collect();
+        let balances: Vec<Balance> = v
+            .accounts
+            .iter()
+            .filter_map(|a| a.balance.clone())
+            .collect();
         let mut totals = Figures::default();
         balances.iter().for_each(|b| totals.add(b));
-        Balances { tenant: v.tenant.clone(), balances, totals }
+        Balances {
+            tenant: v.tenant.clone(),
+            balances,
+            totals,
+        }
     }
 }
 
@@ -178,7 +197,11 @@ impl Ledger {
             accounts: v
                 .accounts
                 .iter()
-                .map(|a| AccountLedger { account_id: a.account.account_id.clone(), levy: a.account.levy, postings: a.postings.clone() })
+                .map(|a| AccountLedger {
+                    account_id: a.account.account_id.clone(),
+                    levy: a.account.levy,
+                    postings: a.postings.clone(),
+                })
                 .collect(),
         }
     }

@@ -46,8 +46,19 @@ fn person(id: &str, pesel: &str, name: &str) -> EventData {
         nip: None,
         regon: None,
         name: name.into(),
-        address: Some(Address { street: Some("ul. Długa".into()), building: Some("1".into()), unit: None, postal_code: "59-700".into(), city: "Bolesławiec".into(), simc: None, country: "PL".into() }),
-        contacts: vec![ContactChannel { kind: ContactKind::Email, value: "x@example.pl".into() }],
+        address: Some(Address {
+            street: Some("ul. Długa".into()),
+            building: Some("1".into()),
+            unit: None,
+            postal_code: "59-700".into(),
+            city: "Bolesławiec".into(),
+            simc: None,
+            country: "PL".into(),
+        }),
+        contacts: vec![ContactChannel {
+            kind: ContactKind::Email,
+            value: "x@example.pl".into(),
+        }],
     })
 }
 
@@ -55,7 +66,13 @@ fn account(id: &str, holders: &[(&str, HolderRole)], vacc: Option<&str>) -> Even
     EventData::TaxAccountUpserted(TaxAccount {
         account_id: id.into(),
         levy: LevyKind::Property,
-        holders: holders.iter().map(|(t, r)| AccountHolder { taxpayer_id: (*t).into(), role: *r }).collect(),
+        holders: holders
+            .iter()
+            .map(|(t, r)| AccountHolder {
+                taxpayer_id: (*t).into(),
+                role: *r,
+            })
+            .collect(),
         virtual_account: vacc.map(|v| Nrb::parse(v).unwrap()),
     })
 }
@@ -66,32 +83,118 @@ fn liability(id: &str, acc: &str) -> EventData {
         account_id: acc.into(),
         levy: LevyKind::Property,
         year: 2026,
-        decision: Some(Decision { number: "FN.3120.1.2026".into(), issued_on: d("2026-02-10"), delivered_on: Some(d("2026-02-20")) }),
+        decision: Some(Decision {
+            number: "FN.3120.1.2026".into(),
+            issued_on: d("2026-02-10"),
+            delivered_on: Some(d("2026-02-20")),
+        }),
         total: g(100300),
         installments: ["2026-03-15", "2026-05-15", "2026-09-15", "2026-11-15"]
             .iter()
             .enumerate()
-            .map(|(i, due)| Installment { seq: i as u8 + 1, due_date: d(due), amount: g(25075) })
+            .map(|(i, due)| Installment {
+                seq: i as u8 + 1,
+                due_date: d(due),
+                amount: g(25075),
+            })
             .collect(),
     })
 }
 
 async fn populated() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = gsko_store::SqliteStore::open(dir.path().join("v.sqlite")).await.unwrap();
+    let store = gsko_store::SqliteStore::open(dir.path().join("v.sqlite"))
+        .await
+        .unwrap();
     let events = vec![
         ev(T1, 1, person("T1", JAN, "Jan Kowalski")),
-        ev(T1, 1, account("A1", &[("T1", HolderRole::Owner)], Some("61109010140000071219812874"))),
+        ev(
+            T1,
+            1,
+            account(
+                "A1",
+                &[("T1", HolderRole::Owner)],
+                Some("61109010140000071219812874"),
+            ),
+        ),
         ev(T1, 1, liability("L1", "A1")),
-        ev(T1, 1, EventData::PostingRecorded(LedgerPosting { posting_id: "P1".into(), account_id: "A1".into(), kind: PostingKind::Charge, value_date: d("2026-02-20"), amount: g(100300), liability_id: Some("L1".into()), installment_seq: None, description: None })),
-        ev(T1, 1, EventData::PostingRecorded(LedgerPosting { posting_id: "P2".into(), account_id: "A1".into(), kind: PostingKind::Payment, value_date: d("2026-03-14"), amount: g(25075), liability_id: Some("L1".into()), installment_seq: Some(1), description: Some("wpłata".into()) })),
-        ev(T1, 1, EventData::BalanceReported(Balance { account_id: "A1".into(), as_of: d("2026-03-20"), principal: g(75225), interest: g(0), costs: g(0), overpayment: g(0) })),
-        ev(T1, 1, EventData::RecordRejected(RejectedRecord { file: "x.xml".into(), file_sha256: "a".repeat(64), line: 8, record_type: "taxpayer".into(), record_id: Some("B".into()), field: Some("pesel".into()), reason: "PESEL checksum does not match".into(), raw: "<taxpayer/>".into() })),
-        ev(T1, 1, EventData::ImportCompleted(ImportCompleted { file: "x.xml".into(), file_sha256: "a".repeat(64), export_kind: "full".into(), records_accepted: 6, records_rejected: 1 })),
+        ev(
+            T1,
+            1,
+            EventData::PostingRecorded(LedgerPosting {
+                posting_id: "P1".into(),
+                account_id: "A1".into(),
+                kind: PostingKind::Charge,
+                value_date: d("2026-02-20"),
+                amount: g(100300),
+                liability_id: Some("L1".into()),
+                installment_seq: None,
+                description: None,
+            }),
+        ),
+        ev(
+            T1,
+            1,
+            EventData::PostingRecorded(LedgerPosting {
+                posting_id: "P2".into(),
+                account_id: "A1".into(),
+                kind: PostingKind::Payment,
+                value_date: d("2026-03-14"),
+                amount: g(25075),
+                liability_id: Some("L1".into()),
+                installment_seq: Some(1),
+                description: Some("wpłata".into()),
+            }),
+        ),
+        ev(
+            T1,
+            1,
+            EventData::BalanceReported(Balance {
+                account_id: "A1".into(),
+                as_of: d("2026-03-20"),
+                principal: g(75225),
+                interest: g(0),
+                costs: g(0),
+                overpayment: g(0),
+            }),
+        ),
+        ev(
+            T1,
+            1,
+            EventData::RecordRejected(RejectedRecord {
+                file: "x.xml".into(),
+                file_sha256: "a".repeat(64),
+                line: 8,
+                record_type: "taxpayer".into(),
+                record_id: Some("B".into()),
+                field: Some("pesel".into()),
+                reason: "PESEL checksum does not match".into(),
+                raw: "<taxpayer/>".into(),
+            }),
+        ),
+        ev(
+            T1,
+            1,
+            EventData::ImportCompleted(ImportCompleted {
+                file: "x.xml".into(),
+                file_sha256: "a".repeat(64),
+                export_kind: "full".into(),
+                records_accepted: 6,
+                records_rejected: 1,
+            }),
+        ),
         ev(T2, 1, person("N1", ANNA, "Anna Nowak")),
         ev(T2, 1, person("N2", PIOTR, "Piotr Nowak")),
         ev(T2, 1, person("J2", JAN, "Jan Kowalski")),
-        ev(T2, 1, account("H1", &[("N1", HolderRole::Owner), ("N2", HolderRole::CoOwner)], None)),
+        ev(
+            T2,
+            1,
+            account(
+                "H1",
+                &[("N1", HolderRole::Owner), ("N2", HolderRole::CoOwner)],
+                None,
+            ),
+        ),
         ev(T2, 1, account("J2A", &[("J2", HolderRole::Owner)], None)),
         ev(T2, 1, liability("L2", "H1")),
     ];
@@ -101,21 +204,44 @@ async fn populated() -> (Arc<dyn Store>, tempfile::TempDir) {
 
 fn keys() -> Vec<PortalKey> {
     vec![
-        PortalKey { name: "all".into(), key_sha256: gsko_config::sha256(b"k-all"), tenants: None, admin: false },
-        PortalKey { name: "t1".into(), key_sha256: gsko_config::sha256(b"k-t1"), tenants: Some(vec![Teryt::parse(T1).unwrap()]), admin: false },
-        PortalKey { name: "admin".into(), key_sha256: gsko_config::sha256(b"k-admin"), tenants: None, admin: true },
+        PortalKey {
+            name: "all".into(),
+            key_sha256: gsko_config::sha256(b"k-all"),
+            tenants: None,
+            admin: false,
+        },
+        PortalKey {
+            name: "t1".into(),
+            key_sha256: gsko_config::sha256(b"k-t1"),
+            tenants: Some(vec![Teryt::parse(T1).unwrap()]),
+            admin: false,
+        },
+        PortalKey {
+            name: "admin".into(),
+            key_sha256: gsko_config::sha256(b"k-admin"),
+            tenants: None,
+            admin: true,
+        },
     ]
 }
 
 async fn app() -> (axum::Router, tempfile::TempDir) {
     let (store, dir) = populated().await;
-    let tenants: BTreeMap<Teryt, String> = [(T1, "Bolesławiec"), (T2, "Gromadka")].into_iter().map(|(t, n)| (Teryt::parse(t).unwrap(), n.to_owned())).collect();
+    let tenants: BTreeMap<Teryt, String> = [(T1, "Bolesławiec"), (T2, "Gromadka")]
+        .into_iter()
+        .map(|(t, n)| (Teryt::parse(t).unwrap(), n.to_owned()))
+        .collect();
     let mut state = AppState::new(store, keys(), tenants, Registry::new());
     state.today = || NaiveDate::from_ymd_opt(2026, 4, 1).unwrap();
     (router(state, 4096), dir)
 }
 
-async fn call(app: &axum::Router, path: &str, key: Option<&str>, pesel: Option<&str>) -> (StatusCode, String, Vec<u8>) {
+async fn call(
+    app: &axum::Router,
+    path: &str,
+    key: Option<&str>,
+    pesel: Option<&str>,
+) -> (StatusCode, String, Vec<u8>) {
     let mut r = Request::get(path);
     if let Some(k) = key {
         r = r.header("authorization", format!("Bearer {k}"));
@@ -123,10 +249,21 @@ async fn call(app: &axum::Router, path: &str, key: Option<&str>, pesel: Option<&
     if let Some(p) = pesel {
         r = r.header("x-resident-pesel", p);
     }
-    let resp = app.clone().oneshot(r.body(Body::empty()).unwrap()).await.unwrap();
+    let resp = app
+        .clone()
+        .oneshot(r.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = resp.status();
-    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-    let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap().to_vec();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap()
+        .to_vec();
     (status, ct, body)
 }
 
@@ -135,30 +272,53 @@ fn check(doc: &Value, path: &str, status: StatusCode, ct: &str, body: &[u8]) {
     let op = &doc["paths"][path]["get"];
     assert!(op.is_object(), "{path} is not documented");
     let mut resp = op["responses"][status.as_str()].clone();
-    assert!(resp.is_object(), "{path} answered {status}, which the document does not list");
+    assert!(
+        resp.is_object(),
+        "{path} answered {status}, which the document does not list"
+    );
     if let Some(r) = resp.get("$ref").and_then(Value::as_str) {
         let name = r.rsplit('/').next().unwrap();
         resp = doc["components"]["responses"][name].clone();
     }
     let media = ct.split(';').next().unwrap().trim();
     let schema = &resp["content"][media]["schema"];
-    assert!(schema.is_object(), "{path} {status}: content type {media} is not documented");
+    assert!(
+        schema.is_object(),
+        "{path} {status}: content type {media} is not documented"
+    );
     if media != "application/json" {
         return;
     }
     // Resolve `#/components/...` references against the whole document.
     let mut root = doc.clone();
-    root.as_object_mut().unwrap().insert("allOf".into(), Value::Array(vec![schema.clone()]));
+    root.as_object_mut()
+        .unwrap()
+        .insert("allOf".into(), Value::Array(vec![schema.clone()]));
     let validator = jsonschema::validator_for(&root).expect("schema compiles");
-    let instance: Value = serde_json::from_slice(body).unwrap_or_else(|e| panic!("{path} {status}: not JSON ({e})"));
-    let errors: Vec<String> = validator.iter_errors(&instance).map(|e| format!("{e} at {}", e.instance_path)).collect();
-    assert!(errors.is_empty(), "{path} {status}: response does not match the document: {errors:?}\n{instance}");
+    let instance: Value =
+        serde_json::from_slice(body).unwrap_or_else(|e| panic!("{path} {status}: not JSON ({e})"));
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{path} {status}: response does not match the document: {errors:?}\n{instance}"
+    );
 }
 
 #[test]
 fn documented_paths_are_exactly_the_served_routes() {
-    let documented: BTreeSet<String> = doc()["paths"].as_object().unwrap().keys().cloned().collect();
-    let served: BTreeSet<String> = gsko_query::route_paths().into_iter().map(str::to_owned).collect();
+    let documented: BTreeSet<String> = doc()["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let served: BTreeSet<String> = gsko_query::route_paths()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     assert_eq!(documented, served);
 }
 
@@ -172,32 +332,133 @@ async fn every_answer_matches_the_document() {
         ("/healthz".into(), "/healthz".into(), None, None, 200),
         ("/readyz".into(), "/readyz".into(), None, None, 200),
         ("/metrics".into(), "/metrics".into(), None, None, 200),
-        ("/openapi.yaml".into(), "/openapi.yaml".into(), None, None, 200),
-        ("/v1/resident/summary".into(), "/v1/resident/summary".into(), Some("k-all"), Some(JAN), 200),
-        ("/v1/resident/summary".into(), "/v1/resident/summary".into(), None, Some(JAN), 401),
-        ("/v1/resident/summary".into(), "/v1/resident/summary".into(), Some("k-all"), Some("78031501237"), 400),
+        (
+            "/openapi.yaml".into(),
+            "/openapi.yaml".into(),
+            None,
+            None,
+            200,
+        ),
+        (
+            "/v1/resident/summary".into(),
+            "/v1/resident/summary".into(),
+            Some("k-all"),
+            Some(JAN),
+            200,
+        ),
+        (
+            "/v1/resident/summary".into(),
+            "/v1/resident/summary".into(),
+            None,
+            Some(JAN),
+            401,
+        ),
+        (
+            "/v1/resident/summary".into(),
+            "/v1/resident/summary".into(),
+            Some("k-all"),
+            Some("78031501237"),
+            400,
+        ),
     ];
     for p in resident_paths {
         let doc_path = format!("/v1/tenants/{{teryt}}/resident/{p}");
-        cases.push((doc_path.clone(), format!("/v1/tenants/{T1}/resident/{p}"), Some("k-all"), Some(JAN), 200));
-        cases.push((doc_path.clone(), format!("/v1/tenants/{T2}/resident/{p}"), Some("k-all"), Some(PIOTR), 200));
-        cases.push((doc_path.clone(), format!("/v1/tenants/{T2}/resident/{p}"), Some("k-t1"), Some(ANNA), 404));
-        cases.push((doc_path.clone(), format!("/v1/tenants/{T1}/resident/{p}"), Some("k-all"), Some(ANNA), 404));
-        cases.push((doc_path.clone(), format!("/v1/tenants/1465017/resident/{p}"), Some("k-all"), Some(JAN), 400));
-        cases.push((doc_path.clone(), format!("/v1/tenants/{T1}/resident/{p}"), Some("nope"), Some(JAN), 401));
-        cases.push((doc_path.clone(), format!("/v1/tenants/{T1}/resident/{p}"), Some("k-all"), None, 400));
+        cases.push((
+            doc_path.clone(),
+            format!("/v1/tenants/{T1}/resident/{p}"),
+            Some("k-all"),
+            Some(JAN),
+            200,
+        ));
+        cases.push((
+            doc_path.clone(),
+            format!("/v1/tenants/{T2}/resident/{p}"),
+            Some("k-all"),
+            Some(PIOTR),
+            200,
+        ));
+        cases.push((
+            doc_path.clone(),
+            format!("/v1/tenants/{T2}/resident/{p}"),
+            Some("k-t1"),
+            Some(ANNA),
+            404,
+        ));
+        cases.push((
+            doc_path.clone(),
+            format!("/v1/tenants/{T1}/resident/{p}"),
+            Some("k-all"),
+            Some(ANNA),
+            404,
+        ));
+        cases.push((
+            doc_path.clone(),
+            format!("/v1/tenants/1465017/resident/{p}"),
+            Some("k-all"),
+            Some(JAN),
+            400,
+        ));
+        cases.push((
+            doc_path.clone(),
+            format!("/v1/tenants/{T1}/resident/{p}"),
+            Some("nope"),
+            Some(JAN),
+            401,
+        ));
+        cases.push((
+            doc_path.clone(),
+            format!("/v1/tenants/{T1}/resident/{p}"),
+            Some("k-all"),
+            None,
+            400,
+        ));
     }
     for p in ["rejected-records", "imports"] {
         let doc_path = format!("/v1/tenants/{{teryt}}/admin/{p}");
-        cases.push((doc_path.clone(), format!("/v1/tenants/{T1}/admin/{p}"), Some("k-admin"), None, 200));
-        cases.push((doc_path.clone(), format!("/v1/tenants/{T1}/admin/{p}"), Some("k-all"), None, 403));
-        cases.push((doc_path.clone(), format!("/v1/tenants/{T1}/admin/{p}"), None, None, 401));
-        cases.push((doc_path.clone(), format!("/v1/tenants/0000001/admin/{p}"), Some("k-admin"), None, 404));
-        cases.push((doc_path.clone(), format!("/v1/tenants/12/admin/{p}"), Some("k-admin"), None, 400));
+        cases.push((
+            doc_path.clone(),
+            format!("/v1/tenants/{T1}/admin/{p}"),
+            Some("k-admin"),
+            None,
+            200,
+        ));
+        cases.push((
+            doc_path.clone(),
+            format!("/v1/tenants/{T1}/admin/{p}"),
+            Some("k-all"),
+            None,
+            403,
+        ));
+        cases.push((
+            doc_path.clone(),
+            format!("/v1/tenants/{T1}/admin/{p}"),
+            None,
+            None,
+            401,
+        ));
+        cases.push((
+            doc_path.clone(),
+            format!("/v1/tenants/0000001/admin/{p}"),
+            Some("k-admin"),
+            None,
+            404,
+        ));
+        cases.push((
+            doc_path.clone(),
+            format!("/v1/tenants/12/admin/{p}"),
+            Some("k-admin"),
+            None,
+            400,
+        ));
     }
     for (doc_path, url, key, pesel, want) in cases {
         let (status, ct, body) = call(&app, &url, key, pesel).await;
-        assert_eq!(status.as_u16(), want, "{url}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            status.as_u16(),
+            want,
+            "{url}: {}",
+            String::from_utf8_lossy(&body)
+        );
         check(&doc, &doc_path, status, &ct, &body);
         seen.insert((doc_path, want));
     }
@@ -205,7 +466,10 @@ async fn every_answer_matches_the_document() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for code in item["get"]["responses"].as_object().unwrap().keys() {
             if code != "503" {
-                assert!(seen.contains(&(path.clone(), code.parse().unwrap())), "{path} {code} is documented but never exercised");
+                assert!(
+                    seen.contains(&(path.clone(), code.parse().unwrap())),
+                    "{path} {code} is documented but never exercised"
+                );
             }
         }
     }
@@ -214,7 +478,13 @@ async fn every_answer_matches_the_document() {
 #[tokio::test]
 async fn co_owners_see_the_shared_account_and_the_next_installment() {
     let (app, _dir) = app().await;
-    let (s, _, body) = call(&app, &format!("/v1/tenants/{T2}/resident/summary"), Some("k-all"), Some(PIOTR)).await;
+    let (s, _, body) = call(
+        &app,
+        &format!("/v1/tenants/{T2}/resident/summary"),
+        Some("k-all"),
+        Some(PIOTR),
+    )
+    .await;
     assert_eq!(s, 200);
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["accounts"][0]["role"], "co_owner");
@@ -224,8 +494,17 @@ async fn co_owners_see_the_shared_account_and_the_next_installment() {
 
     let (_, _, body) = call(&app, "/v1/resident/summary", Some("k-t1"), Some(JAN)).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
-    let tenants: Vec<&str> = v["tenants"].as_array().unwrap().iter().map(|t| t["tenant"].as_str().unwrap()).collect();
-    assert_eq!(tenants, vec![T1], "a key scoped to one tenant sees only that tenant");
+    let tenants: Vec<&str> = v["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tenant"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tenants,
+        vec![T1],
+        "a key scoped to one tenant sees only that tenant"
+    );
     let (_, _, body) = call(&app, "/v1/resident/summary", Some("k-all"), Some(JAN)).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["tenants"].as_array().unwrap().len(), 2);

@@ -10,7 +10,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 use gsko_model::{Event, Pesel, Teryt};
 use serde::Serialize;
 
+mod error;
+mod plan;
+pub mod postgres;
+mod read;
+pub mod sqlite;
 pub mod view;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
 pub use view::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +30,11 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(String),
     #[error("stored row is corrupt ({table}, {key}): {reason}")]
-    Corrupt { table: &'static str, key: String, reason: String },
+    Corrupt {
+        table: &'static str,
+        key: String,
+        reason: String,
+    },
 }
 
 impl StoreError {
@@ -48,15 +60,27 @@ pub trait Store: Send + Sync {
     async fn apply(&self, events: &[Event]) -> Result<ApplyOutcome, StoreError>;
 
     /// Tenants (among `allowed`) where a taxpayer with this PESEL is known.
-    async fn resident_tenants(&self, pesel: &Pesel, allowed: &[Teryt]) -> Result<Vec<Teryt>, StoreError>;
+    async fn resident_tenants(
+        &self,
+        pesel: &Pesel,
+        allowed: &[Teryt],
+    ) -> Result<Vec<Teryt>, StoreError>;
 
     /// Everything the view holds for one resident in one tenant: their own taxpayer records, and
     /// every account they hold alone or as a co-owner with its liabilities, ledger and balance.
     /// `None` when the tenant knows no taxpayer with this PESEL.
-    async fn resident_view(&self, tenant: &Teryt, pesel: &Pesel) -> Result<Option<ResidentView>, StoreError>;
+    async fn resident_view(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+    ) -> Result<Option<ResidentView>, StoreError>;
 
     /// Records an import rejected, newest first, for an admin.
-    async fn rejected_records(&self, tenant: &Teryt, limit: u32) -> Result<Vec<RejectedRecordRow>, StoreError>;
+    async fn rejected_records(
+        &self,
+        tenant: &Teryt,
+        limit: u32,
+    ) -> Result<Vec<RejectedRecordRow>, StoreError>;
 
     /// Imports that completed, newest first.
     async fn imports(&self, tenant: &Teryt, limit: u32) -> Result<Vec<ImportRow>, StoreError>;

@@ -28,7 +28,11 @@ struct Row {
 fn peak_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok())))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
         .unwrap_or(0)
 }
 
@@ -48,9 +52,21 @@ pub async fn run(o: BenchOptions) -> Result<()> {
     let tenant = gsko_sim::MUNICIPALITIES[0].teryt;
     eprintln!("bench: generating an export of {} taxpayers …", o.taxpayers);
     let t = Instant::now();
-    let export = crate::demo::generate(&work.join("gen"), Some(tenant), o.taxpayers, 42, 2026, "full", Vec::new())?;
+    let export = crate::demo::generate(
+        &work.join("gen"),
+        Some(tenant),
+        o.taxpayers,
+        42,
+        2026,
+        "full",
+        Vec::new(),
+    )?;
     let size = std::fs::metadata(&export)?.len();
-    eprintln!("bench: {} MB generated in {:.1} s", size / 1_000_000, t.elapsed().as_secs_f64());
+    eprintln!(
+        "bench: {} MB generated in {:.1} s",
+        size / 1_000_000,
+        t.elapsed().as_secs_f64()
+    );
 
     let mut rows = Vec::new();
     for mode in modes {
@@ -59,23 +75,37 @@ pub async fn run(o: BenchOptions) -> Result<()> {
         let (store, bus): (Arc<dyn Store>, Arc<dyn Bus>) = match mode {
             "production" => {
                 let db = fresh_database(&o.database_url).await?;
-                let store = gsko_store::PgStore::connect(&db, 8).await.context("connecting to PostgreSQL")?;
-                let bus = gsko_bus::AmqpBus::connect(&o.amqp_url, Topology::default()).await.context("connecting to RabbitMQ")?;
+                let store = gsko_store::PgStore::connect(&db, 8)
+                    .await
+                    .context("connecting to PostgreSQL")?;
+                let bus = gsko_bus::AmqpBus::connect(&o.amqp_url, Topology::default())
+                    .await
+                    .context("connecting to RabbitMQ")?;
                 (Arc::new(store), Arc::new(bus))
             }
             _ => {
                 let store = gsko_store::SqliteStore::open(&dir.join("bench.sqlite")).await?;
-                let bus = gsko_bus::MemoryBus::open(Some(&dir.join("journal.sqlite")), Topology::default()).await?;
+                let bus = gsko_bus::MemoryBus::open(
+                    Some(&dir.join("journal.sqlite")),
+                    Topology::default(),
+                )
+                .await?;
                 (Arc::new(store), Arc::new(bus))
             }
         };
-        let row = one(mode, store, bus, &export, &dir, tenant).await.with_context(|| format!("{mode} mode"))?;
+        let row = one(mode, store, bus, &export, &dir, tenant)
+            .await
+            .with_context(|| format!("{mode} mode"))?;
         rows.push(row);
     }
     let _ = std::fs::remove_dir_all(&work);
 
     println!();
-    println!("GSKO end-to-end import: {} taxpayers, export {:.1} MB (file → bus → projector → store)", o.taxpayers, size as f64 / 1e6);
+    println!(
+        "GSKO end-to-end import: {} taxpayers, export {:.1} MB (file → bus → projector → store)",
+        o.taxpayers,
+        size as f64 / 1e6
+    );
     println!("| mode | events | wall time | events/s | peak RSS |");
     println!("|---|---:|---:|---:|---:|");
     for r in rows {
@@ -94,25 +124,54 @@ pub async fn run(o: BenchOptions) -> Result<()> {
     Ok(())
 }
 
-async fn one(mode: &'static str, store: Arc<dyn Store>, bus: Arc<dyn Bus>, export: &Path, dir: &Path, tenant: &str) -> Result<Row> {
+async fn one(
+    mode: &'static str,
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    export: &Path,
+    dir: &Path,
+    tenant: &str,
+) -> Result<Row> {
     let metrics = gsko_query::Registry::new();
     let (tx, rx) = tokio::sync::watch::channel(false);
     let workers = if mode == "production" { 2 } else { 1 };
-    let pc = gsko_config::ProjectorConfig { batch_size: 500, linger_ms: 20, workers };
+    let pc = gsko_config::ProjectorConfig {
+        batch_size: 500,
+        linger_ms: 20,
+        workers,
+    };
     // Drain what an earlier, interrupted run may have left in the queue before measuring.
-    let (handles, stats) = crate::daemon::spawn_projectors(&bus, &store, &pc, 1000, gsko_bus::topology::PROJECTOR_QUEUE, &metrics, &rx).await?;
-    let inbox = dir.join("inbox");
-    std::fs::create_dir_all(&inbox)?;
-    let file = inbox.join(export.file_name().context("export name")?);
+    let (handles, stats) = crate::daemon::spawn_projectors(
+        &bus,
+        &store,
+        &pc,
+        1000,
+        gsko_bus::topology::PROJECTOR_QUEUE,
+        &metrics,
+        &rx,
+    )
+    .await?;
+    let dirs = gsko_radix::TenantDirs::new(dir.join("radix"));
+    dirs.ensure()?;
+    let file = dirs
+        .inbox()
+        .join(export.file_name().context("export name")?);
     std::fs::copy(export, &file)?;
     let teryt = gsko_model::Teryt::parse(tenant)?;
-    let adapter = gsko_radix::Adapter::xml();
-    let before = stats.applied() + stats.ignored() + stats.parked();
+    let before = stats.handled();
     reset_peak_rss();
     let start = Instant::now();
-    let report = gsko_radix::import_file(&file, &teryt, &adapter, bus.as_ref()).await?;
-    let target = before + report.events_published;
-    while stats.applied() + stats.ignored() + stats.parked() < target {
+    let report = gsko_radix::import_file(
+        &file,
+        &teryt,
+        bus.as_ref(),
+        &dirs,
+        &gsko_radix::ImportOptions::default(),
+    )
+    .await?;
+    let published = crate::daemon::events_published(&report);
+    let target = before + published;
+    while stats.handled() < target {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let wall = start.elapsed();
@@ -122,8 +181,17 @@ async fn one(mode: &'static str, store: Arc<dyn Store>, bus: Arc<dyn Bus>, expor
         let _ = h.await;
     }
     let counts = store.counts(&teryt).await?;
-    eprintln!("bench: {mode}: {} events in {:.1} s; view holds {:?}", report.events_published, wall.as_secs_f64(), counts);
-    Ok(Row { mode, events: report.events_published, wall, peak_rss_kb: peak })
+    eprintln!(
+        "bench: {mode}: {published} events in {:.1} s; view holds {:?}",
+        wall.as_secs_f64(),
+        counts
+    );
+    Ok(Row {
+        mode,
+        events: published,
+        wall,
+        peak_rss_kb: peak,
+    })
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf> {
@@ -132,8 +200,20 @@ fn tempfile_dir() -> Result<std::path::PathBuf> {
     Ok(d)
 }
 
-/// Creates a fresh database next to the one in `url` and returns its URL.
+/// Creates a fresh database on the server of `url` and returns its URL; an earlier benchmark
+/// database of the same name is dropped first.
 async fn fresh_database(url: &str) -> Result<String> {
-    let name = format!("gsko_bench_{}", std::process::id());
-    gsko_store::PgStore::create_database(url, &name).await.context("creating the benchmark database")
+    use sqlx::Connection;
+    let name = "gsko_bench";
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
+    Ok(format!("{base}/{name}"))
 }

@@ -10,8 +10,8 @@ use gsko_projector::{Projector, ProjectorConfig};
 use gsko_query::{AppState, Registry};
 use gsko_store::Store;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -28,10 +28,31 @@ pub struct Options {
 pub fn check_connectors(cfg: &Config) -> Result<(), ConfigError> {
     for (file, t) in cfg.tenants.values() {
         if let Some(r) = &t.radix {
-            gsko_radix::check_config(r).map_err(|reason| ConfigError::Invalid { file: file.clone(), key: "radix.csv".into(), reason })?;
+            import_options(r).map_err(|reason| ConfigError::Invalid {
+                file: file.clone(),
+                key: "radix.csv".into(),
+                reason,
+            })?;
         }
     }
     Ok(())
+}
+
+/// The RADIX connector's options for one tenant (the CSV column mapping, when configured).
+pub fn import_options(r: &gsko_config::RadixConfig) -> Result<gsko_radix::ImportOptions, String> {
+    let csv = match &r.csv {
+        Some(table) => Some(
+            table
+                .clone()
+                .try_into::<gsko_radix::csv::CsvMapping>()
+                .map_err(|e| e.to_string().trim().replace('\n', " "))?,
+        ),
+        None => None,
+    };
+    Ok(gsko_radix::ImportOptions {
+        csv,
+        ..Default::default()
+    })
 }
 
 pub struct Backends {
@@ -41,25 +62,64 @@ pub struct Backends {
 
 pub async fn open_backends(cfg: &Config) -> Result<Backends> {
     let store: Arc<dyn Store> = match &cfg.main.database {
-        DatabaseConfig::Postgres { url, max_connections } => {
-            let url = url.resolve().map_err(anyhow::Error::msg).context("database.url")?;
-            Arc::new(gsko_store::PgStore::connect(url.expose(), *max_connections).await.context("connecting to PostgreSQL")?)
+        DatabaseConfig::Postgres {
+            url,
+            max_connections,
+        } => {
+            let url = url
+                .resolve()
+                .map_err(anyhow::Error::msg)
+                .context("database.url")?;
+            Arc::new(
+                gsko_store::PgStore::connect(url.expose(), *max_connections)
+                    .await
+                    .context("connecting to PostgreSQL")?,
+            )
         }
         DatabaseConfig::Sqlite { path } => {
             let path = cfg.resolve_path(path);
-            Arc::new(gsko_store::SqliteStore::open(&path).await.with_context(|| format!("opening SQLite database {}", path.display()))?)
+            Arc::new(
+                gsko_store::SqliteStore::open(&path)
+                    .await
+                    .with_context(|| format!("opening SQLite database {}", path.display()))?,
+            )
         }
     };
     let bus: Arc<dyn Bus> = match &cfg.main.bus {
-        BusConfig::Amqp { url, retry_delays_secs, .. } => {
-            let url = url.resolve().map_err(anyhow::Error::msg).context("bus.url")?;
-            let topology = Topology { retry_ladder: secs(retry_delays_secs), ..Topology::default() };
-            Arc::new(gsko_bus::AmqpBus::connect(url.expose(), topology).await.context("connecting to RabbitMQ")?)
+        BusConfig::Amqp {
+            url,
+            retry_delays_secs,
+            ..
+        } => {
+            let url = url
+                .resolve()
+                .map_err(anyhow::Error::msg)
+                .context("bus.url")?;
+            let topology = Topology {
+                retry_ladder: secs(retry_delays_secs),
+                ..Topology::default()
+            };
+            Arc::new(
+                gsko_bus::AmqpBus::connect(url.expose(), topology)
+                    .await
+                    .context("connecting to RabbitMQ")?,
+            )
         }
-        BusConfig::Memory { journal, retry_delays_secs, .. } => {
-            let topology = Topology { retry_ladder: secs(retry_delays_secs), ..Topology::default() };
+        BusConfig::Memory {
+            journal,
+            retry_delays_secs,
+            ..
+        } => {
+            let topology = Topology {
+                retry_ladder: secs(retry_delays_secs),
+                ..Topology::default()
+            };
             let journal = journal.as_ref().map(|p| cfg.resolve_path(p));
-            Arc::new(gsko_bus::MemoryBus::open(journal.as_deref(), topology).await.context("opening the in-process bus journal")?)
+            Arc::new(
+                gsko_bus::MemoryBus::open(journal.as_deref(), topology)
+                    .await
+                    .context("opening the in-process bus journal")?,
+            )
         }
     };
     Ok(Backends { store, bus })
@@ -75,7 +135,27 @@ fn prefetch(cfg: &Config) -> u16 {
     }
 }
 
-/// Starts `workers` projector workers on the projector queue.
+/// Counters of all projector workers of this process, summed.
+#[derive(Clone, Default)]
+pub struct ProjectorTotals(Vec<gsko_projector::ProjectorStats>);
+
+impl ProjectorTotals {
+    pub fn applied(&self) -> u64 {
+        self.0.iter().map(|s| s.applied()).sum()
+    }
+    pub fn ignored(&self) -> u64 {
+        self.0.iter().map(|s| s.ignored()).sum()
+    }
+    pub fn parked(&self) -> u64 {
+        self.0.iter().map(|s| s.parked()).sum()
+    }
+    /// Every event a worker has finished with, whatever became of it.
+    pub fn handled(&self) -> u64 {
+        self.applied() + self.ignored() + self.parked()
+    }
+}
+
+/// Starts `workers` projector workers (competing consumers) on the projector queue.
 pub async fn spawn_projectors(
     bus: &Arc<dyn Bus>,
     store: &Arc<dyn Store>,
@@ -84,64 +164,147 @@ pub async fn spawn_projectors(
     queue: &str,
     metrics: &Registry,
     shutdown: &watch::Receiver<bool>,
-) -> Result<(Vec<tokio::task::JoinHandle<()>>, gsko_projector::ProjectorStats)> {
-    let pc = ProjectorConfig { batch_size: cfg.batch_size, linger: Duration::from_millis(cfg.linger_ms), ..ProjectorConfig::default() };
-    let stats = gsko_projector::ProjectorStats::default();
+) -> Result<(Vec<tokio::task::JoinHandle<()>>, ProjectorTotals)> {
+    let pc = ProjectorConfig {
+        batch_size: cfg.batch_size,
+        linger: Duration::from_millis(cfg.linger_ms),
+        ..ProjectorConfig::default()
+    };
+    let mut totals = ProjectorTotals::default();
     let mut handles = Vec::new();
     for _ in 0..cfg.workers {
-        let sub = bus.subscribe(queue, prefetch).await.with_context(|| format!("subscribing to {queue}"))?;
-        let p = Projector::new(store.clone(), pc.clone()).with_stats(stats.clone());
+        let sub = bus
+            .subscribe(queue, prefetch)
+            .await
+            .with_context(|| format!("subscribing to {queue}"))?;
+        let p = Projector::new(store.clone(), pc.clone());
+        totals.0.push(p.stats());
         let rx = shutdown.clone();
-        handles.push(tokio::spawn(async move { p.run(sub, rx).await }));
+        let queue = queue.to_owned();
+        handles.push(tokio::spawn(async move {
+            if let Err(e) = p.run(sub, rx).await {
+                tracing::error!(%queue, error = %e, "projector worker stopped");
+            }
+        }));
     }
     for (name, help, f) in [
-        ("gsko_projector_events_applied_total", "Events that changed the view", gsko_projector::ProjectorStats::applied as fn(&gsko_projector::ProjectorStats) -> u64),
-        ("gsko_projector_events_ignored_total", "Events that were duplicates or older versions", gsko_projector::ProjectorStats::ignored),
-        ("gsko_projector_events_parked_total", "Events parked for an admin", gsko_projector::ProjectorStats::parked),
+        (
+            "gsko_projector_events_applied_total",
+            "Events that changed the view",
+            ProjectorTotals::applied as fn(&ProjectorTotals) -> u64,
+        ),
+        (
+            "gsko_projector_events_ignored_total",
+            "Events that were duplicates or older versions",
+            ProjectorTotals::ignored,
+        ),
+        (
+            "gsko_projector_events_parked_total",
+            "Events parked for an admin",
+            ProjectorTotals::parked,
+        ),
     ] {
-        let s = stats.clone();
+        let s = totals.clone();
         metrics.sampled(name, help, "counter", &[], move || f(&s));
     }
-    Ok((handles, stats))
+    Ok((handles, totals))
 }
 
 /// One tenant's RADIX sync: fetch from the URL if configured, then import every file waiting
-/// in the inbox, oldest name first.
-pub async fn sync_radix(tenant: &Teryt, r: &gsko_config::RadixConfig, inbox: &std::path::Path, bus: &dyn Bus, counters: &SyncCounters) -> Result<()> {
+/// in the inbox, oldest name first. Returns how many events were published.
+pub async fn sync_radix(
+    tenant: &Teryt,
+    r: &gsko_config::RadixConfig,
+    dirs: &gsko_radix::TenantDirs,
+    bus: &dyn Bus,
+    counters: &SyncCounters,
+) -> Result<u64> {
+    let opts = import_options(r)
+        .map_err(anyhow::Error::msg)
+        .context("radix.csv")?;
+    dirs.ensure()
+        .with_context(|| format!("tenant {tenant}: creating {}", dirs.root.display()))?;
     if let Some(url) = &r.url {
-        gsko_radix::fetch_url(url, inbox).await.with_context(|| format!("tenant {tenant}: fetching the export URL"))?;
+        // A failed download is logged and the files already waiting are still imported.
+        if let Err(e) = gsko_radix::fetch_url(url, &dirs.inbox()).await {
+            counters.fetch_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%tenant, error = %e, "radix export download failed");
+        }
     }
-    let files = gsko_radix::pending_files(inbox).with_context(|| format!("tenant {tenant}: reading inbox {}", inbox.display()))?;
-    let adapter = gsko_radix::Adapter::from_config(r).map_err(anyhow::Error::msg)?;
+    let files = dirs.pending().with_context(|| {
+        format!(
+            "tenant {tenant}: reading the inbox {}",
+            dirs.inbox().display()
+        )
+    })?;
+    let mut published = 0;
     for file in files {
-        match gsko_radix::import_file(&file, tenant, &adapter, bus).await {
-            Ok(report) => {
-                counters.files_ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                counters.records_rejected.fetch_add(report.records_rejected, std::sync::atomic::Ordering::Relaxed);
-                tracing::info!(%tenant, file = %report.file, accepted = report.records_accepted, rejected = report.records_rejected, skipped = report.skipped_duplicate, "radix import finished");
+        let report = gsko_radix::import_file(&file, tenant, bus, dirs, &opts)
+            .await
+            .with_context(|| format!("tenant {tenant}: importing"))?;
+        published += events_published(&report);
+        counters
+            .records_rejected
+            .fetch_add(report.rejected, Ordering::Relaxed);
+        match &report.outcome {
+            gsko_radix::ImportOutcome::Imported => {
+                counters.files_ok.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%tenant, file = %report.file, accepted = report.accepted, rejected = report.rejected, "radix export imported");
             }
-            Err(e) => {
-                counters.files_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::error!(%tenant, file = %file.display(), error = %e, "radix import failed");
+            gsko_radix::ImportOutcome::AlreadyImported => {
+                tracing::info!(%tenant, file = %report.file, "radix export already imported (same checksum); skipped");
+            }
+            gsko_radix::ImportOutcome::Truncated { reason }
+            | gsko_radix::ImportOutcome::Refused { reason } => {
+                counters.files_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%tenant, file = %report.file, accepted = report.accepted, rejected = report.rejected, %reason, "radix export moved to failed/");
             }
         }
     }
-    Ok(())
+    Ok(published)
+}
+
+/// Events an import put on the bus: one per accepted and per rejected record, and the
+/// closing `import.completed` when anything was read.
+pub fn events_published(r: &gsko_radix::ImportReport) -> u64 {
+    match r.outcome {
+        gsko_radix::ImportOutcome::AlreadyImported => 0,
+        gsko_radix::ImportOutcome::Refused { .. } if r.accepted + r.rejected == 0 => 0,
+        _ => r.accepted + r.rejected + 1,
+    }
 }
 
 #[derive(Clone)]
 pub struct SyncCounters {
-    pub files_ok: Arc<std::sync::atomic::AtomicU64>,
-    pub files_failed: Arc<std::sync::atomic::AtomicU64>,
-    pub records_rejected: Arc<std::sync::atomic::AtomicU64>,
+    pub files_ok: Arc<AtomicU64>,
+    pub files_failed: Arc<AtomicU64>,
+    pub fetch_failed: Arc<AtomicU64>,
+    pub records_rejected: Arc<AtomicU64>,
 }
 
 impl SyncCounters {
     fn new(m: &Registry, tenant: &str) -> Self {
         SyncCounters {
-            files_ok: m.counter("gsko_radix_files_imported_total", "RADIX export files imported", &[("tenant", tenant)]),
-            files_failed: m.counter("gsko_radix_files_failed_total", "RADIX export files that failed as a whole", &[("tenant", tenant)]),
-            records_rejected: m.counter("gsko_radix_records_rejected_total", "RADIX records rejected and kept for an admin", &[("tenant", tenant)]),
+            files_ok: m.counter(
+                "gsko_radix_files_imported_total",
+                "RADIX export files imported",
+                &[("tenant", tenant)],
+            ),
+            files_failed: m.counter(
+                "gsko_radix_files_failed_total",
+                "RADIX export files moved to failed/ (refused or broken)",
+                &[("tenant", tenant)],
+            ),
+            fetch_failed: m.counter(
+                "gsko_radix_fetch_failed_total",
+                "Failed downloads of a RADIX export URL",
+                &[("tenant", tenant)],
+            ),
+            records_rejected: m.counter(
+                "gsko_radix_records_rejected_total",
+                "RADIX records rejected and kept for an admin",
+                &[("tenant", tenant)],
+            ),
         }
     }
 }
@@ -172,27 +335,40 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
     let Backends { store, bus } = open_backends(&cfg).await?;
     let (tx, rx) = watch::channel(false);
 
-    let (projectors, stats) = spawn_projectors(&bus, &store, &cfg.main.projector, prefetch(&cfg), gsko_bus::topology::PROJECTOR_QUEUE, &metrics, &rx).await?;
+    let (projectors, stats) = spawn_projectors(
+        &bus,
+        &store,
+        &cfg.main.projector,
+        prefetch(&cfg),
+        gsko_bus::topology::PROJECTOR_QUEUE,
+        &metrics,
+        &rx,
+    )
+    .await?;
 
     // Per-tenant sync tasks: once at start, then on the tenant's cron schedule.
     let mut first_syncs = Vec::new();
     let mut sync_tasks = Vec::new();
     for (teryt, (_, t)) in &cfg.tenants {
         let Some(r) = t.radix.clone() else { continue };
-        let inbox: PathBuf = cfg.resolve_path(&r.inbox);
-        std::fs::create_dir_all(&inbox).with_context(|| format!("tenant {teryt}: creating inbox {}", inbox.display()))?;
-        let schedule = cron::Schedule::from_str(&r.schedule).map_err(|e| anyhow::anyhow!("tenant {teryt}: radix.schedule: {e}"))?;
+        let dirs = gsko_radix::TenantDirs::new(cfg.resolve_path(&r.directory));
+        dirs.ensure()
+            .with_context(|| format!("tenant {teryt}: creating {}", dirs.root.display()))?;
+        let schedule = cron::Schedule::from_str(&r.schedule)
+            .map_err(|e| anyhow::anyhow!("tenant {teryt}: radix.schedule: {e}"))?;
         let counters = SyncCounters::new(&metrics, teryt.as_str());
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<u64>();
         first_syncs.push(done_rx);
         let bus = bus.clone();
         let teryt = teryt.clone();
         let mut stop = rx.clone();
         sync_tasks.push(tokio::spawn(async move {
-            if let Err(e) = sync_radix(&teryt, &r, &inbox, bus.as_ref(), &counters).await {
-                tracing::error!(tenant = %teryt, error = %format!("{e:#}"), "radix sync failed");
+            match sync_radix(&teryt, &r, &dirs, bus.as_ref(), &counters).await {
+                Ok(n) => {
+                    let _ = done_tx.send(n);
+                }
+                Err(e) => tracing::error!(tenant = %teryt, error = %format!("{e:#}"), "radix sync failed"),
             }
-            let _ = done_tx.send(());
             loop {
                 let Some(next) = schedule.upcoming(chrono::Utc).next() else { break };
                 let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
@@ -203,17 +379,28 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
                 if *stop.borrow() {
                     break;
                 }
-                if let Err(e) = sync_radix(&teryt, &r, &inbox, bus.as_ref(), &counters).await {
+                if let Err(e) = sync_radix(&teryt, &r, &dirs, bus.as_ref(), &counters).await {
                     tracing::error!(tenant = %teryt, error = %format!("{e:#}"), "radix sync failed");
                 }
             }
         }));
     }
 
-    let tenants: BTreeMap<Teryt, String> = cfg.tenants.iter().map(|(k, (_, t))| (k.clone(), t.name.clone())).collect();
-    let state = AppState::new(store.clone(), cfg.portal_keys.clone(), tenants, metrics.clone());
+    let tenants: BTreeMap<Teryt, String> = cfg
+        .tenants
+        .iter()
+        .map(|(k, (_, t))| (k.clone(), t.name.clone()))
+        .collect();
+    let state = AppState::new(
+        store.clone(),
+        cfg.portal_keys.clone(),
+        tenants,
+        metrics.clone(),
+    );
     let app = gsko_query::router(state, cfg.main.http.body_limit);
-    let listener = tokio::net::TcpListener::bind(&cfg.main.http.listen).await.with_context(|| format!("binding http.listen {}", cfg.main.http.listen))?;
+    let listener = tokio::net::TcpListener::bind(&cfg.main.http.listen)
+        .await
+        .with_context(|| format!("binding http.listen {}", cfg.main.http.listen))?;
     tracing::info!(listen = %cfg.main.http.listen, tenants = cfg.tenants.len(), "gsko running");
 
     // Wait for every tenant's first sync, then for the projector to drain what it published.
@@ -223,10 +410,11 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
     let drain_stats = stats.clone();
     let tx_first = tx.clone();
     tokio::spawn(async move {
+        let mut published = 0;
         for d in first_syncs {
-            let _ = d.await;
+            published += d.await.unwrap_or(0);
         }
-        wait_until_drained(&drain_stats).await;
+        wait_until_drained(&drain_stats, published).await;
         let _ = drain_store.ping().await;
         if let Some(f) = on_first {
             f();
@@ -251,20 +439,19 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
     Ok(())
 }
 
-/// Waits until the projector has been idle (no new events handled) for a moment.
-async fn wait_until_drained(stats: &gsko_projector::ProjectorStats) {
-    let mut last = u64::MAX;
-    let mut idle = 0;
+/// Waits until the projector has handled at least `published` events (more may come from an
+/// earlier run's queue) and then stays idle for a moment.
+async fn wait_until_drained(stats: &ProjectorTotals, published: u64) {
+    let handled = || stats.handled();
+    while handled() < published {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut last = handled();
     loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = stats.applied() + stats.ignored() + stats.parked();
-        if now == last && now > 0 {
-            idle += 1;
-            if idle >= 5 {
-                return;
-            }
-        } else {
-            idle = 0;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = handled();
+        if now == last {
+            return;
         }
         last = now;
     }

@@ -25,9 +25,19 @@ pub const JAN: (&str, &str) = ("78031501236", "Jan Kowalski");
 pub const ANNA: (&str, &str) = ("81072204569", "Anna Nowak");
 pub const PIOTR: (&str, &str) = ("83110907816", "Piotr Nowak");
 
-pub fn generate(out: &Path, tenant: Option<&str>, taxpayers: usize, seed: u64, year: i32, kind: &str, extra: Vec<DemoResident>) -> Result<PathBuf> {
+pub fn generate(
+    out: &Path,
+    tenant: Option<&str>,
+    taxpayers: usize,
+    seed: u64,
+    year: i32,
+    kind: &str,
+    extra: Vec<DemoResident>,
+) -> Result<PathBuf> {
     let tenant = match tenant {
-        Some(t) => gsko_model::Teryt::parse(t).with_context(|| format!("--tenant {t}"))?.to_string(),
+        Some(t) => gsko_model::Teryt::parse(t)
+            .with_context(|| format!("--tenant {t}"))?
+            .to_string(),
         None => MUNICIPALITIES[0].teryt.to_owned(),
     };
     let mut spec = RadixExportSpec::new(tenant, taxpayers, seed, year);
@@ -38,12 +48,13 @@ pub fn generate(out: &Path, tenant: Option<&str>, taxpayers: usize, seed: u64, y
     };
     spec.extra_residents = extra;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    gsko_sim::generate_to_dir(&spec, out).with_context(|| format!("writing the export into {}", out.display()))
+    gsko_sim::generate_to_dir(&spec, out)
+        .with_context(|| format!("writing the export into {}", out.display()))
 }
 
 fn tenant_toml(teryt: &str, name: &str) -> String {
     format!(
-        "teryt = \"{teryt}\"\nname = \"{name}\"\n\n[radix]\ninbox = \"inbox/{teryt}\"\n# every minute; production installations usually sync every few minutes or nightly\nschedule = \"0 * * * * *\"\nformat = \"xml\"\n"
+        "teryt = \"{teryt}\"\nname = \"{name}\"\n\n[radix]\n# exports arrive in radix/{teryt}/inbox/\ndirectory = \"radix/{teryt}\"\n# every minute; production installations usually sync every few minutes or nightly\nschedule = \"0 * * * * *\"\n"
     )
 }
 
@@ -91,8 +102,12 @@ pub fn prepare(dir: &Path, listen: &str, taxpayers: usize, keep: bool) -> Result
     std::fs::create_dir_all(dir.join("tenants"))?;
     let year = 2026;
     for (i, m) in MUNICIPALITIES.iter().take(5).enumerate() {
-        std::fs::write(dir.join("tenants").join(format!("{}.toml", m.teryt)), tenant_toml(m.teryt, m.name))?;
-        let inbox = dir.join("inbox").join(m.teryt);
+        std::fs::write(
+            dir.join("tenants").join(format!("{}.toml", m.teryt)),
+            tenant_toml(m.teryt, m.name),
+        )?;
+        let radix_dir = dir.join("radix").join(m.teryt);
+        let inbox = radix_dir.join("inbox");
         let mut extra = Vec::new();
         match i {
             0 => extra.push(DemoResident::owner(JAN.0, JAN.1, "jan-house")),
@@ -103,10 +118,18 @@ pub fn prepare(dir: &Path, listen: &str, taxpayers: usize, keep: bool) -> Result
             }
             _ => {}
         }
-        if keep && inbox.join("processed").exists() {
+        if keep && radix_dir.join("processed").exists() {
             continue;
         }
-        generate(&inbox, Some(m.teryt), taxpayers, 1000 + i as u64, year, "full", extra)?;
+        generate(
+            &inbox,
+            Some(m.teryt),
+            taxpayers,
+            1000 + i as u64,
+            year,
+            "full",
+            extra,
+        )?;
     }
     let main = dir.join("gsko.toml");
     std::fs::write(&main, main_toml(listen))?;
@@ -132,7 +155,7 @@ Anna Nowak co-owns a house in {c} with her husband Piotr; both see the shared ac
 Operations (admin key): what the imports rejected, and the imports themselves:
   curl -s -H 'Authorization: Bearer {admin}' http://{listen}/v1/tenants/{m0}/admin/imports
 
-Drop another export into var/demo/inbox/<TERYT>/ (e.g. `gsko sim radix --taxpayers 10 --seed 7 --tenant {m0} --kind incremental --out var/demo/inbox/{m0}`) and it is picked up within a minute.
+Drop another export into var/demo/radix/<TERYT>/inbox/ (e.g. `gsko sim radix --taxpayers 10 --seed 7 --tenant {m0} --kind incremental --out var/demo/radix/{m0}/inbox`) and it is picked up within a minute.
 Ctrl-C stops the demo.
 "#,
         a = MUNICIPALITIES[0].name,
@@ -148,8 +171,12 @@ Ctrl-C stops the demo.
 
 pub async fn run(o: DemoOptions) -> Result<()> {
     let main = prepare(&o.dir, &o.listen, o.taxpayers, o.keep)?;
-    let cfg = gsko_config::Config::load(&main).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
-    eprintln!("gsko demo: importing {} generated taxpayers in each of 5 municipalities …", o.taxpayers);
+    let cfg =
+        gsko_config::Config::load(&main).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
+    eprintln!(
+        "gsko demo: importing {} generated taxpayers in each of 5 municipalities …",
+        o.taxpayers
+    );
     let listen = o.listen.clone();
     let opts = crate::daemon::Options {
         on_first_sync: Some(Box::new(move || println!("{}", instructions(&listen)))),

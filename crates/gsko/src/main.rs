@@ -14,7 +14,11 @@ use std::process::ExitCode;
 const EXIT_CONFIG: u8 = 78;
 
 #[derive(Parser)]
-#[command(name = "gsko", version, about = "GSKO — integration daemon for Polish municipalities")]
+#[command(
+    name = "gsko",
+    version,
+    about = "GSKO — integration daemon for Polish municipalities"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,9 +68,17 @@ enum Command {
         /// `production` (RabbitMQ + PostgreSQL), `embedded` (in-process bus + SQLite) or `both`.
         #[arg(long, default_value = "both")]
         mode: String,
-        #[arg(long, env = "GSKO_BENCH_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        #[arg(
+            long,
+            env = "GSKO_BENCH_DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
         database_url: String,
-        #[arg(long, env = "GSKO_BENCH_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+        #[arg(
+            long,
+            env = "GSKO_BENCH_AMQP_URL",
+            default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+        )]
         amqp_url: String,
     },
 }
@@ -101,9 +113,12 @@ enum SimWhat {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("GSKO_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn"));
+    let filter = EnvFilter::try_from_env("GSKO_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn"));
     let json = std::env::var("GSKO_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         b.json().init();
     } else {
@@ -114,7 +129,10 @@ fn init_tracing() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("gsko: cannot start the runtime: {e}");
@@ -143,13 +161,33 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             daemon::run(cfg, daemon::Options::default()).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { dir, listen, taxpayers, keep, exit_after_import } => {
-            demo::run(demo::DemoOptions { dir, listen, taxpayers, keep, exit_after_import }).await?;
+        Command::Demo {
+            dir,
+            listen,
+            taxpayers,
+            keep,
+            exit_after_import,
+        } => {
+            demo::run(demo::DemoOptions {
+                dir,
+                listen,
+                taxpayers,
+                keep,
+                exit_after_import,
+            })
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::CheckConfig { file } => match gsko_config::Config::load(&file).and_then(|c| daemon::check_connectors(&c).map(|_| c)) {
+        Command::CheckConfig { file } => match gsko_config::Config::load(&file)
+            .and_then(|c| daemon::check_connectors(&c).map(|_| c))
+        {
             Ok(c) => {
-                println!("{}: ok ({} tenants, {} portal keys)", file.display(), c.tenants.len(), c.portal_keys.len());
+                println!(
+                    "{}: ok ({} tenants, {} portal keys)",
+                    file.display(),
+                    c.tenants.len(),
+                    c.portal_keys.len()
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
@@ -157,24 +195,57 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
                 Ok(ExitCode::from(EXIT_CONFIG))
             }
         },
-        Command::Inspect { what: InspectWhat::Radix { file } } => {
+        Command::Inspect {
+            what: InspectWhat::Radix { file },
+        } => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let report = gsko_radix::inspect(&file, &mut out).with_context(|| format!("inspecting {}", file.display()))?;
+            let summary = gsko_radix::inspect_xml_file(&file, &mut out)
+                .with_context(|| format!("inspecting {}", file.display()))?;
             drop(out);
-            for r in &report.rejected {
-                eprintln!("{}:{}: {} {}: {}", r.file, r.line, r.record_type, r.record_id.as_deref().unwrap_or("?"), r.reason);
-            }
-            eprintln!("{} events, {} rejected records", report.events, report.rejected.len());
-            Ok(if report.rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+            eprintln!("{}: {} records accepted, {} rejected (pl.gsko.import.record-rejected.v1 lines say where and why)", file.display(), summary.accepted, summary.rejected);
+            Ok(if summary.rejected == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
         }
-        Command::Sim { what: SimWhat::Radix { taxpayers, seed, out, tenant, year, kind } } => {
-            let path = demo::generate(&out, tenant.as_deref(), taxpayers, seed, year, &kind, Vec::new())?;
+        Command::Sim {
+            what:
+                SimWhat::Radix {
+                    taxpayers,
+                    seed,
+                    out,
+                    tenant,
+                    year,
+                    kind,
+                },
+        } => {
+            let path = demo::generate(
+                &out,
+                tenant.as_deref(),
+                taxpayers,
+                seed,
+                year,
+                &kind,
+                Vec::new(),
+            )?;
             println!("{}", path.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { taxpayers, mode, database_url, amqp_url } => {
-            bench::run(bench::BenchOptions { taxpayers, mode, database_url, amqp_url }).await?;
+        Command::Bench {
+            taxpayers,
+            mode,
+            database_url,
+            amqp_url,
+        } => {
+            bench::run(bench::BenchOptions {
+                taxpayers,
+                mode,
+                database_url,
+                amqp_url,
+            })
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -15,27 +15,52 @@ pub fn gsko() -> Command {
 }
 
 pub fn pg_server() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}_{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), chrono::Utc::now().timestamp_subsec_micros())
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        chrono::Utc::now().timestamp_subsec_micros()
+    )
 }
 
 fn psql(sql: &str) {
-    let out = Command::new("psql").args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &pg_server(), "-c", sql]).output().expect("psql runs");
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &pg_server(), "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn rabbitmqctl(args: &[&str]) {
-    let out = Command::new("rabbitmqctl").arg("-q").args(args).output().expect("rabbitmqctl runs");
-    assert!(out.status.success(), "rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// One isolated production environment: a database, a vhost, a config directory.
@@ -71,20 +96,29 @@ impl Env {
         self.dir.path()
     }
 
+    /// The tenant's RADIX directory (inbox/, processed/, failed/ below it).
+    pub fn radix_dir(&self, teryt: &str) -> PathBuf {
+        self.path().join("radix").join(teryt)
+    }
+
     pub fn inbox(&self, teryt: &str) -> PathBuf {
-        self.path().join("inbox").join(teryt)
+        self.radix_dir(teryt).join("inbox")
     }
 
     /// Writes `gsko.toml` and one tenant file per (teryt, name); portal key scopes given as
     /// (name, key, tenants, admin).
-    pub fn write_config(&self, tenants: &[(&str, &str)], portals: &[(&str, &str, &[&str], bool)]) -> PathBuf {
+    pub fn write_config(
+        &self,
+        tenants: &[(&str, &str)],
+        portals: &[(&str, &str, &[&str], bool)],
+    ) -> PathBuf {
         let t = self.path().join("tenants");
         std::fs::create_dir_all(&t).unwrap();
         for (teryt, name) in tenants {
             std::fs::create_dir_all(self.inbox(teryt)).unwrap();
             std::fs::write(
                 t.join(format!("{teryt}.toml")),
-                format!("teryt = \"{teryt}\"\nname = \"{name}\"\n[radix]\ninbox = \"inbox/{teryt}\"\nschedule = \"*/1 * * * * *\"\n"),
+                format!("teryt = \"{teryt}\"\nname = \"{name}\"\n[radix]\ndirectory = \"radix/{teryt}\"\nschedule = \"*/1 * * * * *\"\n"),
             )
             .unwrap();
         }
@@ -102,7 +136,11 @@ impl Env {
     }
 
     pub fn spawn(&self) -> Daemon {
-        let log = std::fs::File::create(self.path().join(format!("daemon-{}.log", chrono::Utc::now().timestamp_micros()))).unwrap();
+        let log = std::fs::File::create(self.path().join(format!(
+            "daemon-{}.log",
+            chrono::Utc::now().timestamp_micros()
+        )))
+        .unwrap();
         let child = gsko()
             .args(["run", "--config"])
             .arg(self.path().join("gsko.toml"))
@@ -113,7 +151,10 @@ impl Env {
             .stderr(log)
             .spawn()
             .expect("gsko starts");
-        let d = Daemon { child: Some(child), base: format!("http://127.0.0.1:{}", self.port) };
+        let d = Daemon {
+            child: Some(child),
+            base: format!("http://127.0.0.1:{}", self.port),
+        };
         d.wait_ready();
         d
     }
@@ -131,8 +172,18 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let _ = Command::new("psql").args(["-X", "-q", &pg_server(), "-c", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name)]).output();
-        let _ = Command::new("rabbitmqctl").args(["-q", "delete_vhost", &self.vhost]).output();
+        let _ = Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                &pg_server(),
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name),
+            ])
+            .output();
+        let _ = Command::new("rabbitmqctl")
+            .args(["-q", "delete_vhost", &self.vhost])
+            .output();
     }
 }
 
@@ -164,7 +215,10 @@ impl Daemon {
 
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -177,20 +231,36 @@ impl Daemon {
         }
     }
 
-    pub fn get(&self, path: &str, key: Option<&str>, pesel: Option<&str>) -> (u16, serde_json::Value) {
-        let (status, body) = get(&format!("{}{path}", self.base), key, pesel).expect("request succeeds");
-        (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)))
+    pub fn get(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        pesel: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let (status, body) =
+            get(&format!("{}{path}", self.base), key, pesel).expect("request succeeds");
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+        )
     }
 
     /// Polls the admin imports endpoint until `n` imports are completed for `teryt`.
     pub fn wait_imports(&self, teryt: &str, n: usize, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            let (s, v) = self.get(&format!("/v1/tenants/{teryt}/admin/imports"), Some(ADMIN_KEY), None);
+            let (s, v) = self.get(
+                &format!("/v1/tenants/{teryt}/admin/imports"),
+                Some(ADMIN_KEY),
+                None,
+            );
             if s == 200 && v["imports"].as_array().map_or(0, |a| a.len()) >= n {
                 return;
             }
-            assert!(Instant::now() < deadline, "tenant {teryt}: {n} imports not completed in time (last answer {s}: {v})");
+            assert!(
+                Instant::now() < deadline,
+                "tenant {teryt}: {n} imports not completed in time (last answer {s}: {v})"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -207,7 +277,10 @@ impl Drop for Daemon {
 pub fn get(url: &str, key: Option<&str>, pesel: Option<&str>) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".to_owned()));
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".to_owned()));
     let mut s = std::net::TcpStream::connect(host)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
@@ -223,8 +296,19 @@ pub fn get(url: &str, key: Option<&str>, pesel: Option<&str>) -> std::io::Result
     s.read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     Ok((status, body))
 }
 
@@ -242,11 +326,17 @@ fn dechunk(mut s: &str) -> String {
 }
 
 /// Generates a RADIX export with the simulator into `dir`.
-pub fn export(dir: &Path, teryt: &str, taxpayers: usize, seed: u64, extra: Vec<gsko_sim::DemoResident>) -> PathBuf {
+pub fn export(
+    dir: &Path,
+    teryt: &str,
+    taxpayers: usize,
+    seed: u64,
+    extra: Vec<gsko_sim::DemoResident>,
+) -> PathBuf {
     let mut spec = gsko_sim::RadixExportSpec::new(teryt, taxpayers, seed, 2026);
     spec.extra_residents = extra;
     // Generate beside the inbox and move in whole, as a real exporter should.
-    let staging = dir.parent().unwrap().join(".staging");
+    let staging = dir.parent().unwrap().parent().unwrap().join(".staging");
     std::fs::create_dir_all(&staging).unwrap();
     let p = gsko_sim::generate_to_dir(&spec, &staging).unwrap();
     let dest = dir.join(p.file_name().unwrap());

@@ -1,0 +1,275 @@
+//! Turns a batch of events into rows to write, shared by both backends.
+//!
+//! Within one batch the same record may come more than once (a redelivery next to the original,
+//! or two versions published in quick succession). A multi-row `INSERT … ON CONFLICT DO UPDATE`
+//! in Postgres refuses to touch one row twice, and counting must not depend on the backend, so
+//! the batch is reduced first: per key only the highest version stays (the first one seen on a
+//! tie, which is what applying them one after the other would keep). An event dropped here
+//! writes no row, so it counts as ignored (`ignored = events - rows written`). The rows are sorted by key so that concurrent transactions (several
+//! daemon instances) lock rows in the same order and cannot deadlock each other.
+
+use crate::StoreError;
+use chrono::{DateTime, NaiveDate, Utc};
+use gsko_model::{Event, EventData, HolderRole, TaxpayerKind};
+use serde::Serialize;
+use std::collections::btree_map::{BTreeMap, Entry};
+
+pub(crate) struct TaxpayerRow<'a> {
+    pub tenant: &'a str,
+    pub taxpayer_id: &'a str,
+    pub version: i64,
+    pub pesel: Option<&'a str>,
+    pub nip: Option<&'a str>,
+    pub name: &'a str,
+    pub kind: &'static str,
+    pub payload: String,
+}
+
+pub(crate) struct AccountRow<'a> {
+    pub tenant: &'a str,
+    pub account_id: &'a str,
+    pub version: i64,
+    pub levy: &'static str,
+    pub virtual_account: Option<&'a str>,
+    /// (taxpayer_id, role), duplicates removed.
+    pub holders: Vec<(&'a str, &'static str)>,
+    pub payload: String,
+}
+
+pub(crate) struct LiabilityRow<'a> {
+    pub tenant: &'a str,
+    pub liability_id: &'a str,
+    pub account_id: &'a str,
+    pub version: i64,
+    pub levy: &'static str,
+    pub year: i32,
+    pub total_grosze: i64,
+    pub payload: String,
+}
+
+pub(crate) struct PostingRow<'a> {
+    pub tenant: &'a str,
+    pub posting_id: &'a str,
+    pub account_id: &'a str,
+    pub version: i64,
+    pub kind: &'static str,
+    pub value_date: NaiveDate,
+    pub amount_grosze: i64,
+    pub payload: String,
+}
+
+pub(crate) struct BalanceRow<'a> {
+    pub tenant: &'a str,
+    pub account_id: &'a str,
+    pub version: i64,
+    pub as_of: NaiveDate,
+    pub principal_grosze: i64,
+    pub interest_grosze: i64,
+    pub costs_grosze: i64,
+    pub overpayment_grosze: i64,
+    pub payload: String,
+}
+
+pub(crate) struct RejectedRow<'a> {
+    pub tenant: &'a str,
+    pub file_sha256: &'a str,
+    pub line: i64,
+    pub received_at: DateTime<Utc>,
+    pub record: String,
+}
+
+pub(crate) struct ImportRow<'a> {
+    pub tenant: &'a str,
+    pub file_sha256: &'a str,
+    pub completed_at: DateTime<Utc>,
+    pub payload: String,
+}
+
+/// The rows of one batch, deduplicated and sorted by key.
+#[derive(Default)]
+pub(crate) struct Plan<'a> {
+    pub taxpayers: Vec<TaxpayerRow<'a>>,
+    pub accounts: Vec<AccountRow<'a>>,
+    pub liabilities: Vec<LiabilityRow<'a>>,
+    pub postings: Vec<PostingRow<'a>>,
+    pub balances: Vec<BalanceRow<'a>>,
+    pub rejected: Vec<RejectedRow<'a>>,
+    pub imports: Vec<ImportRow<'a>>,
+}
+
+/// Keeps, per key, the event with the highest version (the first on a tie).
+struct Latest<'a, K, T> {
+    map: BTreeMap<K, (i64, &'a Event, &'a T)>,
+}
+
+impl<'a, K: Ord, T> Latest<'a, K, T> {
+    fn new() -> Self {
+        Latest {
+            map: BTreeMap::new(),
+        }
+    }
+
+    fn offer(&mut self, key: K, event: &'a Event, data: &'a T) {
+        let version = event.source_version;
+        match self.map.entry(key) {
+            Entry::Vacant(v) => {
+                v.insert((version, event, data));
+            }
+            Entry::Occupied(mut o) => {
+                if version > o.get().0 {
+                    o.insert((version, event, data));
+                }
+            }
+        }
+    }
+
+    fn into_values(self) -> impl Iterator<Item = (&'a Event, &'a T)> {
+        self.map.into_values().map(|(_, e, d)| (e, d))
+    }
+}
+
+fn to_json<T: Serialize>(event: &Event, value: &T) -> Result<String, StoreError> {
+    // The model types serialize infallibly (string keys only); still no panic on a surprise.
+    serde_json::to_string(value).map_err(|_| {
+        StoreError::Database(format!("event {}: payload does not serialize", event.id))
+    })
+}
+
+pub(crate) fn taxpayer_kind(k: TaxpayerKind) -> &'static str {
+    match k {
+        TaxpayerKind::Natural => "natural",
+        TaxpayerKind::Legal => "legal",
+        TaxpayerKind::OrgUnit => "org_unit",
+    }
+}
+
+pub(crate) fn holder_role(r: HolderRole) -> &'static str {
+    match r {
+        HolderRole::Owner => "owner",
+        HolderRole::CoOwner => "co_owner",
+    }
+}
+
+impl<'a> Plan<'a> {
+    pub fn build(events: &'a [Event]) -> Result<Plan<'a>, StoreError> {
+        let mut taxpayers = Latest::new();
+        let mut accounts = Latest::new();
+        let mut liabilities = Latest::new();
+        let mut postings = Latest::new();
+        let mut balances = Latest::new();
+        let mut rejected = Latest::new();
+        let mut imports = Latest::new();
+        for e in events {
+            let t = e.tenant.as_str();
+            match &e.data {
+                EventData::TaxpayerUpserted(d) => {
+                    taxpayers.offer((t, d.taxpayer_id.as_str()), e, d)
+                }
+                EventData::TaxAccountUpserted(d) => {
+                    accounts.offer((t, d.account_id.as_str()), e, d)
+                }
+                EventData::LiabilityUpserted(d) => {
+                    liabilities.offer((t, d.liability_id.as_str()), e, d)
+                }
+                EventData::PostingRecorded(d) => postings.offer((t, d.posting_id.as_str()), e, d),
+                EventData::BalanceReported(d) => balances.offer((t, d.account_id.as_str()), e, d),
+                // Insert-if-absent records have no version of their own: the first one stays.
+                EventData::RecordRejected(d) => {
+                    rejected.offer((t, d.file_sha256.as_str(), d.line), e, d)
+                }
+                EventData::ImportCompleted(d) => imports.offer((t, d.file_sha256.as_str()), e, d),
+            }
+        }
+        let mut plan = Plan::default();
+        for (e, d) in taxpayers.into_values() {
+            plan.taxpayers.push(TaxpayerRow {
+                tenant: e.tenant.as_str(),
+                taxpayer_id: &d.taxpayer_id,
+                version: e.source_version,
+                pesel: d.pesel.as_ref().map(|p| p.as_str()),
+                nip: d.nip.as_ref().map(|n| n.as_str()),
+                name: &d.name,
+                kind: taxpayer_kind(d.kind),
+                payload: to_json(e, d)?,
+            });
+        }
+        for (e, d) in accounts.into_values() {
+            let mut holders: Vec<(&str, &'static str)> = Vec::with_capacity(d.holders.len());
+            for h in &d.holders {
+                if !holders.iter().any(|(id, _)| *id == h.taxpayer_id) {
+                    holders.push((&h.taxpayer_id, holder_role(h.role)));
+                }
+            }
+            plan.accounts.push(AccountRow {
+                tenant: e.tenant.as_str(),
+                account_id: &d.account_id,
+                version: e.source_version,
+                levy: d.levy.as_str(),
+                virtual_account: d.virtual_account.as_ref().map(|n| n.as_str()),
+                holders,
+                payload: to_json(e, d)?,
+            });
+        }
+        for (e, d) in liabilities.into_values() {
+            plan.liabilities.push(LiabilityRow {
+                tenant: e.tenant.as_str(),
+                liability_id: &d.liability_id,
+                account_id: &d.account_id,
+                version: e.source_version,
+                levy: d.levy.as_str(),
+                year: d.year,
+                total_grosze: d.total.grosze(),
+                payload: to_json(e, d)?,
+            });
+        }
+        for (e, d) in postings.into_values() {
+            plan.postings.push(PostingRow {
+                tenant: e.tenant.as_str(),
+                posting_id: &d.posting_id,
+                account_id: &d.account_id,
+                version: e.source_version,
+                kind: d.kind.as_str(),
+                value_date: d.value_date,
+                amount_grosze: d.amount.grosze(),
+                payload: to_json(e, d)?,
+            });
+        }
+        for (e, d) in balances.into_values() {
+            plan.balances.push(BalanceRow {
+                tenant: e.tenant.as_str(),
+                account_id: &d.account_id,
+                version: e.source_version,
+                as_of: d.as_of,
+                principal_grosze: d.principal.grosze(),
+                interest_grosze: d.interest.grosze(),
+                costs_grosze: d.costs.grosze(),
+                overpayment_grosze: d.overpayment.grosze(),
+                payload: to_json(e, d)?,
+            });
+        }
+        for (e, d) in rejected.into_values() {
+            let line = i64::try_from(d.line).map_err(|_| {
+                StoreError::Database(format!(
+                    "event {}: rejected record's line number is out of range",
+                    e.id
+                ))
+            })?;
+            plan.rejected.push(RejectedRow {
+                tenant: e.tenant.as_str(),
+                file_sha256: &d.file_sha256,
+                line,
+                received_at: e.time,
+                record: to_json(e, d)?,
+            });
+        }
+        for (e, d) in imports.into_values() {
+            plan.imports.push(ImportRow {
+                tenant: e.tenant.as_str(),
+                file_sha256: &d.file_sha256,
+                completed_at: e.time,
+                payload: to_json(e, d)?,
+            });
+        }
+        Ok(plan)
+    }
+}
