@@ -465,6 +465,7 @@ impl Inner {
         msgs: &[Raw<'_>],
         which: &[usize],
     ) -> (Vec<Outcome>, bool) {
+        let started = Instant::now();
         let sent = {
             let _sending = self.publisher.lock().await;
             let opts = BasicPublishOptions {
@@ -495,8 +496,17 @@ impl Inner {
                 Err(_) => Outcome::Lost,
             }
         }));
+        let sent_in = started.elapsed();
         match tokio::time::timeout(self.opts.confirm_timeout, confirms).await {
-            Ok(outcomes) => (outcomes, false),
+            Ok(outcomes) => {
+                tracing::trace!(
+                    count = which.len(),
+                    send_us = sent_in.as_micros() as u64,
+                    total_us = started.elapsed().as_micros() as u64,
+                    "batch confirmed"
+                );
+                (outcomes, false)
+            }
             Err(_) => {
                 tracing::warn!(count = which.len(), "confirms timed out");
                 (which.iter().map(|_| Outcome::Lost).collect(), true)
