@@ -196,12 +196,12 @@ pub async fn import_file(
     };
 
     if dirs.marker(&meta.sha256).exists() {
-        tracing::info!(file = %meta.name, sha256 = %meta.sha256, "export already imported; moving it out of the inbox");
+        // The same bytes were imported and kept in processed/ before: this copy (typically the
+        // same export fetched from the URL again) adds nothing, so it is removed rather than
+        // piling up identical files.
+        tracing::info!(file = %meta.name, sha256 = %meta.sha256, "export already imported; duplicate removed from the inbox");
         report.outcome = ImportOutcome::AlreadyImported;
-        report.moved_to = Some(
-            move_into(path, &dirs.processed(), &meta)
-                .map_err(io_err(&meta.name, "moving to processed/"))?,
-        );
+        std::fs::remove_file(path).map_err(io_err(&meta.name, "removing a duplicate"))?;
         return Ok(report);
     }
 

@@ -112,7 +112,8 @@ async fn imports_in_batches_and_moves_the_file_only_after_everything_is_confirme
     );
     assert!(dirs.ledger().join(&report.sha256).exists());
 
-    // the same bytes again, under another name: recognised, nothing published, moved away
+    // the same bytes again, under another name: recognised, nothing published, the duplicate
+    // removed (processed/ keeps the one copy)
     let again = drop_into_inbox(
         &dirs,
         "export-1-copy.xml",
@@ -125,6 +126,7 @@ async fn imports_in_batches_and_moves_the_file_only_after_everything_is_confirme
     assert_eq!(r2.outcome, ImportOutcome::AlreadyImported);
     assert!(bus2.batches.lock().unwrap().is_empty());
     assert!(!again.exists());
+    assert_eq!(std::fs::read_dir(dirs.processed()).unwrap().count(), 1);
 }
 
 #[tokio::test]

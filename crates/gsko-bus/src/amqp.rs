@@ -751,7 +751,7 @@ impl AmqpSubscription {
         }
     }
 
-    fn to_delivery(&mut self, d: lapin::message::Delivery) -> Delivery {
+    fn accept(&mut self, d: lapin::message::Delivery) -> Delivery {
         let h = d.properties.headers().as_ref();
         self.unacked.insert(d.delivery_tag);
         if let Some(ct) = d.properties.content_type() {
@@ -901,7 +901,7 @@ impl Subscription for AmqpSubscription {
                 Err(_) => break,
                 Ok(Some(Ok(d))) => {
                     let first = out.is_empty();
-                    out.push(self.to_delivery(d));
+                    out.push(self.accept(d));
                     if first {
                         until = Instant::now() + linger;
                     }

@@ -28,10 +28,10 @@ fn amqp_url() -> String {
     static VHOST_READY: OnceLock<()> = OnceLock::new();
     VHOST_READY.get_or_init(|| {
         // Best effort: if rabbitmqctl is missing the connect below fails with a clear message.
-        let _ = std::process::Command::new("rabbitmqctl")
+        let _added = std::process::Command::new("rabbitmqctl")
             .args(["add_vhost", VHOST])
             .output();
-        let _ = std::process::Command::new("rabbitmqctl")
+        let _granted = std::process::Command::new("rabbitmqctl")
             .args(["set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*"])
             .output();
     });
@@ -42,7 +42,8 @@ fn amqp_url() -> String {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "gsko_bus=info".into());
-    let _ = tracing_subscriber::fmt()
+    // Already installed by another test of this binary: fine.
+    let _installed = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_test_writer()
         .try_init();
@@ -640,7 +641,7 @@ async fn amqp_consumer_survives_connection_loss() {
         .expect("closer");
     assert!(closed >= 1);
     // The ack of a delivery from the dead channel is skipped (or fails); it comes back redelivered.
-    let _ = sub.ack(got).await;
+    let _skipped_or_failed = sub.ack(got).await;
     let again = take(&mut sub, 1, Duration::from_secs(20)).await;
     assert_eq!(
         again.len(),

@@ -40,7 +40,7 @@ fn retarget(v: &mut serde_json::Value, vhost: &str) {
 struct DeleteVhost(String);
 impl Drop for DeleteVhost {
     fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
+        let _deleted = Command::new("rabbitmqctl")
             .args(["delete_vhost", &self.0])
             .output();
     }
