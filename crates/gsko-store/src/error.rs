@@ -3,7 +3,8 @@
 //! Two rules drive it. First, the projector decides between "wait and try the same batch again"
 //! and "find the bad event and park it" from [`StoreError::is_transient`], so everything that
 //! may heal by itself (lost connection, pool timeout, server shutting down, deadlock,
-//! serialization failure, SQLite busy) must become `Unavailable`. Second, error texts end up in
+//! serialization failure, SQLite busy) or is not about any event (missing table, read-only
+//! standby; see `is_transient_code`) must become `Unavailable`. Second, error texts end up in
 //! logs and in the headers of parked messages, so they carry only the operation, the SQLSTATE
 //! (or SQLite result code) and object names — never the server's message text, which can quote
 //! values (names, PESEL numbers) from the row that failed, and never SQL.
@@ -38,7 +39,8 @@ pub(crate) fn map_sqlx(op: Op, e: sqlx::Error) -> StoreError {
             if let Some(t) = db.table() {
                 msg.push_str(&format!(" (table {t})"));
             }
-            if is_transient_code(&code) {
+            let sqlite = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
+            if is_transient_code(sqlite, &code) {
                 StoreError::Unavailable(msg)
             } else {
                 StoreError::Database(msg)
@@ -66,19 +68,42 @@ pub(crate) fn map_sqlx(op: Op, e: sqlx::Error) -> StoreError {
 }
 
 /// SQLSTATE classes and codes (Postgres) and result codes (SQLite, where sqlx reports the
-/// extended code as a decimal string) after which the same statement may well succeed.
-fn is_transient_code(code: &str) -> bool {
-    // Postgres
-    code.starts_with("08")            // connection exception
-        || code == "40001"            // serialization_failure
-        || code == "40P01"            // deadlock_detected
-        || code == "55P03"            // lock_not_available
-        || code.starts_with("53")     // insufficient resources (disk full, out of memory, too many connections)
-        || code.starts_with("57P")    // admin/crash shutdown, cannot connect now
-        || code == "58030"            // io_error
-        // SQLite: the primary result code is the low byte of the extended one.
-        || code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14))
-    // 5 BUSY, 6 LOCKED, 10 IOERR, 13 FULL, 14 CANTOPEN
+/// extended code as a decimal string) after which the same statement may well succeed later.
+///
+/// Besides the errors that heal by themselves, this includes those that say the database is
+/// not usable as configured — a missing table or column, missing privileges, a read-only
+/// standby after a failover. No event causes them (the SQL is fixed and every value is bound
+/// with its type), so treating them as permanent would make the projector park the whole
+/// stream, event by event; waiting for an operator loses nothing. What stays permanent are the
+/// errors a value can cause: data exceptions (class 22, e.g. a NUL character Postgres refuses)
+/// and integrity violations (class 23).
+fn is_transient_code(sqlite: bool, code: &str) -> bool {
+    const PG_CLASSES: [&str; 8] = [
+        "08",  // connection exception
+        "28",  // invalid authorization
+        "3D",  // invalid catalog (database) name
+        "3F",  // invalid schema name
+        "42",  // undefined table/column, insufficient privilege
+        "53",  // insufficient resources: disk full, out of memory, too many connections
+        "57P", // admin or crash shutdown, cannot connect now
+        "58",  // system error (I/O)
+    ];
+    const PG_CODES: [&str; 4] = [
+        "40001", // serialization_failure
+        "40P01", // deadlock_detected
+        "55P03", // lock_not_available
+        "25006", // read_only_sql_transaction (connected to a standby)
+    ];
+    // SQLite: the primary result code is the low byte of the extended one. 1 ERROR (with fixed
+    // SQL: the schema is not what the code expects), 5 BUSY, 6 LOCKED, 8 READONLY, 10 IOERR,
+    // 13 FULL, 14 CANTOPEN.
+    const SQLITE_PRIMARY: [i32; 7] = [1, 5, 6, 8, 10, 13, 14];
+    if sqlite {
+        code.parse::<i32>()
+            .is_ok_and(|c| SQLITE_PRIMARY.contains(&(c & 0xff)))
+    } else {
+        PG_CLASSES.iter().any(|c| code.starts_with(c)) || PG_CODES.contains(&code)
+    }
 }
 
 pub(crate) fn migrate_err(e: sqlx::migrate::MigrateError) -> StoreError {
@@ -127,14 +152,20 @@ mod tests {
 
     #[test]
     fn transient_codes() {
-        assert!(is_transient_code("08006"));
-        assert!(is_transient_code("40P01"));
-        assert!(is_transient_code("57P01"));
-        assert!(is_transient_code("5")); // SQLITE_BUSY
-        assert!(is_transient_code("517")); // SQLITE_BUSY_SNAPSHOT
-        assert!(!is_transient_code("23505"));
-        assert!(!is_transient_code("2067")); // SQLITE_CONSTRAINT_UNIQUE
-        assert!(!is_transient_code("22P05"));
+        assert!(is_transient_code(false, "08006"));
+        assert!(is_transient_code(false, "40P01"));
+        assert!(is_transient_code(false, "57P01"));
+        assert!(is_transient_code(true, "5")); // SQLITE_BUSY
+        assert!(is_transient_code(true, "517")); // SQLITE_BUSY_SNAPSHOT
+        assert!(is_transient_code(false, "42P01")); // undefined_table
+        assert!(is_transient_code(false, "25006")); // read-only standby
+        assert!(is_transient_code(true, "8")); // SQLITE_READONLY
+        assert!(!is_transient_code(false, "23505"));
+        assert!(!is_transient_code(false, "23514")); // check_violation
+        assert!(!is_transient_code(true, "2067")); // SQLITE_CONSTRAINT_UNIQUE
+        assert!(!is_transient_code(true, "275")); // SQLITE_CONSTRAINT_CHECK
+        assert!(!is_transient_code(false, "22P05")); // unsupported Unicode escape (NUL)
+        assert!(!is_transient_code(false, "22021")); // invalid byte sequence
     }
 
     #[test]

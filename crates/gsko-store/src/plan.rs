@@ -128,10 +128,31 @@ impl<'a, K: Ord, T> Latest<'a, K, T> {
     }
 }
 
+/// The payload as stored. Every text column is a field of the payload, so refusing a NUL
+/// character here (JSON writes it as `\u0000`) covers them all: Postgres cannot store NUL in
+/// text or jsonb, and SQLite must refuse the same events so that both backends keep one
+/// contract. Such an event is refused permanently, and the projector parks it alone.
 fn to_json<T: Serialize>(event: &Event, value: &T) -> Result<String, StoreError> {
     // The model types serialize infallibly (string keys only); still no panic on a surprise.
-    serde_json::to_string(value).map_err(|_| {
+    let json = serde_json::to_string(value).map_err(|_| {
         StoreError::Database(format!("event {}: payload does not serialize", event.id))
+    })?;
+    if has_escaped_nul(&json) {
+        return Err(StoreError::Database(format!(
+            "event {}: a text field contains a NUL character",
+            event.id
+        )));
+    }
+    Ok(json)
+}
+
+/// Whether serialized JSON holds the escape `\u0000` (and not an escaped backslash followed by
+/// the text "u0000"): the escape's backslash is preceded by an even number of backslashes.
+fn has_escaped_nul(json: &str) -> bool {
+    let bytes = json.as_bytes();
+    json.match_indices("\\u0000").any(|(i, _)| {
+        let preceding = bytes[..i].iter().rev().take_while(|b| **b == b'\\').count();
+        preceding % 2 == 0
     })
 }
 
@@ -271,5 +292,20 @@ impl<'a> Plan<'a> {
             });
         }
         Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_escaped_nul;
+
+    #[test]
+    fn finds_escaped_nul_only() {
+        assert!(has_escaped_nul(&serde_json::to_string("a\0b").unwrap()));
+        assert!(!has_escaped_nul(
+            &serde_json::to_string("a\\u0000b").unwrap()
+        ));
+        assert!(has_escaped_nul(&serde_json::to_string("a\\\0b").unwrap()));
+        assert!(!has_escaped_nul(&serde_json::to_string("plain").unwrap()));
     }
 }

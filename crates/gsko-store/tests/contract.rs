@@ -37,6 +37,7 @@ contract_tests!(
     rejected_records_and_imports_are_stored_once_newest_first,
     records_arriving_before_their_account_and_taxpayer,
     empty_batch_and_ping,
+    a_refused_event_fails_the_whole_batch,
 );
 
 const A: &str = "1465011";
@@ -615,6 +616,25 @@ mod scenarios {
         );
         assert_eq!(view.accounts[0].postings.len(), 1);
         assert_eq!(view.accounts[0].balance, None);
+    }
+
+    /// A NUL character cannot be stored by Postgres; both backends refuse it the same way,
+    /// permanently, and the batch writes nothing (the projector then parks that event alone).
+    pub async fn a_refused_event_fails_the_whole_batch(store: Arc<dyn Store>) {
+        let t = teryt(A);
+        let good = ev(&t, 1, taxpayer("T-1", Some(&pesel(1)), "Jan Kowalski"));
+        let bad = ev(&t, 1, taxpayer("T-2", Some(&pesel(2)), "Anna\0Kowalska"));
+        let err = store.apply(&[good.clone(), bad]).await.unwrap_err();
+        assert!(!err.is_transient(), "{err}");
+        assert!(!err.to_string().contains("Anna"), "{err}");
+        assert_eq!(store.counts(&t).await.unwrap(), TableCounts::default());
+        // A backslash sequence that merely looks like the escape is fine.
+        let lookalike = ev(
+            &t,
+            1,
+            taxpayer("T-3", Some(&pesel(3)), "Anna \\u0000 Kowalska"),
+        );
+        assert_eq!(store.apply(&[good, lookalike]).await.unwrap().applied, 2);
     }
 
     pub async fn empty_batch_and_ping(store: Arc<dyn Store>) {
