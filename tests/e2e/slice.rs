@@ -355,22 +355,44 @@ fn serve_file(body: Vec<u8>, max: usize) -> u16 {
 #[test]
 fn an_export_published_at_a_url_is_fetched_on_schedule_and_imported_once() {
     let env = Env::new();
-    env.write_config(&[A], &[("all", PORTAL_KEY, &["*"], false), ("admin", ADMIN_KEY, &["*"], true)]);
+    env.write_config(
+        &[A],
+        &[
+            ("all", PORTAL_KEY, &["*"], false),
+            ("admin", ADMIN_KEY, &["*"], true),
+        ],
+    );
     let staging = env.path().join("remote");
     std::fs::create_dir_all(&staging).unwrap();
-    let file = export(&staging, A.0, 50, 21, vec![DemoResident::owner(JAN, "Jan Kowalski", "jan")]);
+    let file = export(
+        &staging,
+        A.0,
+        50,
+        21,
+        vec![DemoResident::owner(JAN, "Jan Kowalski", "jan")],
+    );
     let port = serve_file(std::fs::read(&file).unwrap(), 1000);
     let tenant_file = env.path().join("tenants").join(format!("{}.toml", A.0));
     let mut t = std::fs::read_to_string(&tenant_file).unwrap();
-    t.push_str(&format!("url = \"http://127.0.0.1:{port}/export/latest.xml\"\n"));
+    t.push_str(&format!(
+        "url = \"http://127.0.0.1:{port}/export/latest.xml\"\n"
+    ));
     std::fs::write(&tenant_file, t).unwrap();
 
     let d = env.spawn();
     d.wait_imports(A.0, 1, Duration::from_secs(60));
-    let (s, v) = d.get(&format!("/v1/tenants/{}/resident/summary", A.0), Some(PORTAL_KEY), Some(JAN));
+    let (s, v) = d.get(
+        &format!("/v1/tenants/{}/resident/summary", A.0),
+        Some(PORTAL_KEY),
+        Some(JAN),
+    );
     assert_eq!(s, 200, "{v}");
     // The schedule runs every second and fetches the same bytes again: still one import.
     std::thread::sleep(Duration::from_secs(4));
-    let (_, v) = d.get(&format!("/v1/tenants/{}/admin/imports", A.0), Some(ADMIN_KEY), None);
+    let (_, v) = d.get(
+        &format!("/v1/tenants/{}/admin/imports", A.0),
+        Some(ADMIN_KEY),
+        None,
+    );
     assert_eq!(v["imports"].as_array().unwrap().len(), 1, "{v}");
 }

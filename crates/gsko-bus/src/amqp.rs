@@ -11,7 +11,7 @@
 //! the broker stays unreachable past `AmqpOptions::reconnect_deadline`. Republishing means a
 //! consumer may see a message twice, which every GSKO handler tolerates (idempotent effects).
 
-use crate::memory::exhausted_reason;
+use crate::exhausted_reason;
 use crate::topology::PARKING_QUEUE;
 use crate::{
     headers, Bus, BusError, Delivery, Exchange, Outgoing, ParkedMessage, ParkingLot, Subscription,
@@ -344,13 +344,18 @@ impl Inner {
                 return Ok((p.channel.clone(), p.epoch));
             }
         }
-        *guard = None;
+        let previous = guard.take().map(|p| p.epoch);
         let mut replace = replace;
         let mut backoff = Backoff::new();
         loop {
             let live = self.connection(replace, deadline).await?;
             let opened = tokio::time::timeout(CHANNEL_OPEN_TIMEOUT, async {
                 let ch = live.conn.create_channel().await.map_err(conn_err)?;
+                // The old channel died on a connection that lives on: the broker closed it for a
+                // channel error, most likely a deleted exchange. Declare again before going on.
+                if previous == Some(live.epoch) {
+                    self.declare(&ch).await?;
+                }
                 ch.confirm_select(ConfirmSelectOptions::default())
                     .await
                     .map_err(conn_err)?;
@@ -611,7 +616,10 @@ impl ParkingLot for AmqpBus {
     /// delivery-limit policy: every look counts as a delivery.)
     async fn parked(&self, limit: usize) -> Result<Vec<ParkedMessage>, BusError> {
         let live = self.inner.connection(None, self.inner.deadline()).await?;
-        let ch = live.conn.create_channel().await.map_err(conn_err)?;
+        let ch = tokio::time::timeout(CHANNEL_OPEN_TIMEOUT, live.conn.create_channel())
+            .await
+            .map_err(|_| BusError::Connection("timed out opening a channel".to_owned()))?
+            .map_err(conn_err)?;
         let mut out = Vec::new();
         let result = async {
             while out.len() < limit {

@@ -11,6 +11,14 @@
 //! - `retry` sends a delivery down the retry ladder (increasing delays); past the last rung it is
 //!   parked. `park` moves it to the parking queue at once. Parked messages keep the reason, the
 //!   original queue and the attempt count in headers, for an admin to inspect and replay.
+//!
+//! Backends: [`AmqpBus`] (RabbitMQ; `deploy/rabbitmq/` holds the matching definitions) and
+//! [`MemoryBus`] (in-process, with an optional SQLite journal). Both implement [`ParkingLot`], the
+//! read-only view of parked messages for admin tools.
+//!
+//! Logging: this crate logs queue names, message ids and counts, never bodies. lapin itself logs
+//! a returned (unroutable) message, body included, at WARN under the target
+//! `lapin::returned_messages`; keep that target at `error` in production log filters.
 
 use async_trait::async_trait;
 use std::time::Duration;
@@ -182,6 +190,11 @@ pub struct ParkedMessage {
 pub trait ParkingLot: Send + Sync {
     /// Up to `limit` parked messages, oldest first.
     async fn parked(&self, limit: usize) -> Result<Vec<ParkedMessage>, BusError>;
+}
+
+/// The park reason of a message that failed on every rung: the last reason, and why it stopped.
+pub(crate) fn exhausted_reason(reason: &str, attempts: u32) -> String {
+    format!("{reason} (retry ladder exhausted after {attempts} attempts)")
 }
 
 /// Delays of the retry ladder (the default; configurable per deployment).

@@ -12,6 +12,7 @@
 //! WAL with `synchronous=NORMAL` survives a killed process; only an OS crash or power loss can
 //! lose the last transactions, which is the trade-off the embedded mode accepts for speed.
 
+use crate::exhausted_reason;
 use crate::topology::PARKING_QUEUE;
 use crate::{
     topic, Bus, BusError, Delivery, Exchange, Outgoing, ParkedMessage, ParkingLot, Subscription,
@@ -328,13 +329,14 @@ struct MemorySubscription {
 }
 
 impl MemorySubscription {
-    fn take(&mut self, tag: u64) -> Result<Msg, BusError> {
-        self.unacked.remove(&tag).ok_or_else(|| {
-            BusError::Protocol(format!(
-                "unknown delivery tag {tag} on queue {}",
-                self.queue
-            ))
-        })
+    /// The unsettled delivery with this tag. `None` for one already settled (or handed out by
+    /// another subscription): like the AMQP backend, settling it again is a no-op, not an error.
+    fn take(&mut self, tag: u64) -> Option<Msg> {
+        let m = self.unacked.remove(&tag);
+        if m.is_none() {
+            tracing::debug!(queue = %self.queue, tag, "settling an unknown or already settled delivery skipped");
+        }
+        m
     }
 
     /// Replaces the delivery by `copy` (a retry or a parked copy) in one journal transaction,
@@ -408,18 +410,7 @@ impl Subscription for MemorySubscription {
     }
 
     async fn ack(&mut self, deliveries: Vec<Delivery>) -> Result<(), BusError> {
-        let mut msgs = Vec::with_capacity(deliveries.len());
-        for d in &deliveries {
-            match self.take(d.tag) {
-                Ok(m) => msgs.push(m),
-                Err(e) => {
-                    for m in msgs {
-                        self.unacked.insert(m.seq, m);
-                    }
-                    return Err(e);
-                }
-            }
-        }
+        let msgs: Vec<Msg> = deliveries.iter().filter_map(|d| self.take(d.tag)).collect();
         if let Some(j) = &self.inner.journal {
             let seqs: Vec<u64> = msgs.iter().map(|m| m.seq).collect();
             if let Err(e) = j.delete(&seqs).await {
@@ -433,7 +424,9 @@ impl Subscription for MemorySubscription {
     }
 
     async fn retry(&mut self, delivery: Delivery, reason: &str) -> Result<(), BusError> {
-        let original = self.take(delivery.tag)?;
+        let Some(original) = self.take(delivery.tag) else {
+            return Ok(());
+        };
         let ladder = &self.inner.topology.retry_ladder;
         let Some(delay) = ladder.get(original.attempt as usize).copied() else {
             let reason = exhausted_reason(reason, original.attempt);
@@ -451,7 +444,9 @@ impl Subscription for MemorySubscription {
     }
 
     async fn park(&mut self, delivery: Delivery, reason: &str) -> Result<(), BusError> {
-        let original = self.take(delivery.tag)?;
+        let Some(original) = self.take(delivery.tag) else {
+            return Ok(());
+        };
         self.park_msg(original, reason).await
     }
 }
@@ -473,11 +468,6 @@ impl MemorySubscription {
         };
         self.replace(original, copy).await
     }
-}
-
-/// The park reason of a message that failed on every rung: the last reason, and why it stopped.
-pub(crate) fn exhausted_reason(reason: &str, attempts: u32) -> String {
-    format!("{reason} (retry ladder exhausted after {attempts} attempts)")
 }
 
 fn now_ms() -> i64 {

@@ -355,6 +355,37 @@ async fn ack_removes(b: Backend) {
     );
 }
 
+async fn settling_twice_is_harmless(b: Backend) {
+    let f = fixture(b, &[("q", Exchange::Events, &["t.{sfx}.#"])], 1).await;
+    f.bus
+        .publish(&[msg(Exchange::Events, &f.key("x"), "s1")])
+        .await
+        .expect("publish");
+    let mut sub = f.bus.subscribe(&f.q("q"), 10).await.expect("subscribe");
+    let d = take(&mut sub, 1, Duration::from_secs(3))
+        .await
+        .pop()
+        .expect("delivery");
+    let again = || Delivery {
+        body: Vec::new(),
+        routing_key: d.routing_key.clone(),
+        message_id: d.message_id.clone(),
+        tenant: d.tenant.clone(),
+        redelivered: d.redelivered,
+        attempt: d.attempt,
+        tag: d.tag,
+    };
+    let (twice, thrice) = (again(), again());
+    sub.ack(vec![d]).await.expect("ack");
+    sub.ack(vec![twice]).await.expect("a second ack is a no-op");
+    sub.park(thrice, "late")
+        .await
+        .expect("parking a settled delivery is a no-op");
+    assert!(f.bus.parked(10).await.expect("parked").is_empty());
+    let none = take(&mut sub, 1, Duration::from_millis(500)).await;
+    assert!(none.is_empty());
+}
+
 async fn dropped_subscription_redelivers(b: Backend) {
     let f = fixture(b, &[("q", Exchange::Events, &["t.{sfx}.#"])], 1).await;
     let batch: Vec<Outgoing> = (0..3)
@@ -523,6 +554,7 @@ contract!(
     round_trip_preserves_message,
     unknown_queue_is_an_error,
     ack_removes,
+    settling_twice_is_harmless,
     dropped_subscription_redelivers,
     prefetch_bounds_in_flight,
     retry_comes_back_then_parks,

@@ -113,8 +113,9 @@ enum SimWhat {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("GSKO_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn"));
+    let filter = EnvFilter::try_from_env("GSKO_LOG").unwrap_or_else(|_| {
+        EnvFilter::new("info,sqlx=warn,lapin=warn,lapin::returned_messages=off")
+    });
     let json = std::env::var("GSKO_LOG_FORMAT").is_ok_and(|v| v == "json");
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -146,7 +146,10 @@ impl Env {
             .arg(self.path().join("gsko.toml"))
             .env("GSKO_TEST_DB", &self.db_url)
             .env("GSKO_TEST_AMQP", &self.amqp_url)
-            .env("GSKO_LOG", "info,sqlx=warn,lapin=warn")
+            .env(
+                "GSKO_LOG",
+                "info,sqlx=warn,lapin=warn,lapin::returned_messages=off",
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
