@@ -7,62 +7,30 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-#[test]
-fn check_config_exits_78_naming_file_key_and_reason() {
+/// Runs `gsko check-config` on a minimal main file and the given tenant file.
+fn check_config_with_tenant(tenant_toml: &str) -> (Option<i32>, String) {
     let d = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(d.path().join("tenants")).unwrap();
-    std::fs::write(
-        d.path().join("gsko.toml"),
-        "version = 1\n[database]\nkind = \"sqlite\"\npath = \"x.sqlite\"\n[bus]\nkind = \"memory\"\n",
-    )
-    .unwrap();
-    // A syntax-level mistake: the key and the line are named.
-    std::fs::write(d.path().join("tenants/0201011.toml"), "teryt = \"0201011\"\nname = \"B\"\n[radix]\ndirectory = \"in\"\nschedul = \"0 * * * * *\"\n").unwrap();
-    let out = gsko()
-        .arg("check-config")
-        .arg(d.path().join("gsko.toml"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(78));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("0201011.toml") && err.contains("schedul") && err.contains("line 5"),
-        "{err}"
-    );
-    // A mistake only the connector understands: a CSV mapping with an unknown encoding.
-    std::fs::write(
-        d.path().join("tenants/0201011.toml"),
-        "teryt = \"0201011\"\nname = \"B\"\n[radix]\ndirectory = \"in\"\n[radix.csv]\nencoding = \"ebcdic\"\n",
-    )
-    .unwrap();
-    let out = gsko()
-        .arg("check-config")
-        .arg(d.path().join("gsko.toml"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(78));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("0201011.toml") && err.contains("radix.csv") && err.contains("ebcdic"),
-        "{err}"
-    );
+    let main = "version = 1\n[database]\nkind = \"sqlite\"\npath = \"x.sqlite\"\n[bus]\nkind = \"memory\"\n";
+    std::fs::write(d.path().join("gsko.toml"), main).unwrap();
+    std::fs::write(d.path().join("tenants/0201011.toml"), tenant_toml).unwrap();
+    let out = gsko().arg("check-config").arg(d.path().join("gsko.toml")).output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
 
-    std::fs::write(
-        d.path().join("tenants/0201011.toml"),
-        "teryt = \"0201011\"\nname = \"B\"\n",
-    )
-    .unwrap();
-    let out = gsko()
-        .arg("check-config")
-        .arg(d.path().join("gsko.toml"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+#[test]
+fn check_config_exits_78_naming_file_key_and_reason() {
+    // A syntax-level mistake: the key and the line are named.
+    let (code, err) = check_config_with_tenant("teryt = \"0201011\"\nname = \"B\"\n[radix]\ndirectory = \"in\"\nschedul = \"0 * * * * *\"\n");
+    assert_eq!(code, Some(78));
+    assert!(err.contains("0201011.toml") && err.contains("schedul") && err.contains("line 5"), "{err}");
+    // A mistake only the connector understands: a CSV mapping with an unknown encoding.
+    let (code, err) = check_config_with_tenant("teryt = \"0201011\"\nname = \"B\"\n[radix]\ndirectory = \"in\"\n[radix.csv]\nencoding = \"ebcdic\"\n");
+    assert_eq!(code, Some(78));
+    assert!(err.contains("0201011.toml") && err.contains("radix.csv") && err.contains("ebcdic"), "{err}");
+    // And a good one passes.
+    let (code, err) = check_config_with_tenant("teryt = \"0201011\"\nname = \"B\"\n");
+    assert_eq!(code, Some(0), "{err}");
 }
 
 #[test]

@@ -33,6 +33,9 @@ pub mod date;
 pub mod identifiers;
 pub mod municipalities;
 mod names;
+pub mod bank;
+pub mod payu;
+pub mod przelewy24;
 pub mod radix;
 mod xml;
 

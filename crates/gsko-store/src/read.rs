@@ -112,3 +112,26 @@ pub(crate) fn allowed_tenants(
     out.sort();
     Ok(out)
 }
+
+/// Row counts of one tenant, one query on either backend (both read `$1` positionally).
+pub(crate) const COUNTS_SQL: &str = "SELECT (SELECT count(*) FROM taxpayers WHERE tenant = $1),
+        (SELECT count(*) FROM accounts WHERE tenant = $1),
+        (SELECT count(*) FROM liabilities WHERE tenant = $1),
+        (SELECT count(*) FROM postings WHERE tenant = $1),
+        (SELECT count(*) FROM balances WHERE tenant = $1),
+        (SELECT count(*) FROM rejected_records WHERE tenant = $1)";
+
+pub(crate) type CountsRow = (i64, i64, i64, i64, i64, i64);
+
+pub(crate) fn counts(row: CountsRow) -> crate::TableCounts {
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    let (taxpayers, accounts, liabilities, postings, balances, rejected_records) = row;
+    crate::TableCounts {
+        taxpayers: n(taxpayers),
+        accounts: n(accounts),
+        liabilities: n(liabilities),
+        postings: n(postings),
+        balances: n(balances),
+        rejected_records: n(rejected_records),
+    }
+}

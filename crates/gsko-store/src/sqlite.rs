@@ -442,33 +442,11 @@ impl Store for SqliteStore {
     }
 
     async fn counts(&self, tenant: &Teryt) -> Result<TableCounts, StoreError> {
-        let (taxpayers, accounts, liabilities, postings, balances, rejected_records): (
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-        ) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM taxpayers WHERE tenant = $1),
-                        (SELECT count(*) FROM accounts WHERE tenant = $1),
-                        (SELECT count(*) FROM liabilities WHERE tenant = $1),
-                        (SELECT count(*) FROM postings WHERE tenant = $1),
-                        (SELECT count(*) FROM balances WHERE tenant = $1),
-                        (SELECT count(*) FROM rejected_records WHERE tenant = $1)",
-        )
-        .bind(tenant.as_str())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| map_sqlx("count rows", e))?;
-        let n = |v: i64| u64::try_from(v).unwrap_or(0);
-        Ok(TableCounts {
-            taxpayers: n(taxpayers),
-            accounts: n(accounts),
-            liabilities: n(liabilities),
-            postings: n(postings),
-            balances: n(balances),
-            rejected_records: n(rejected_records),
-        })
+        let row: crate::read::CountsRow = sqlx::query_as(crate::read::COUNTS_SQL)
+            .bind(tenant.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| map_sqlx("count rows", e))?;
+        Ok(crate::read::counts(row))
     }
 }

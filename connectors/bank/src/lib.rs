@@ -1,0 +1,1 @@
+//! Bank statements (MT940) and ledger payment files

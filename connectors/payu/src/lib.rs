@@ -1,0 +1,1 @@
+//! PayU connector (REST API v2.1)

@@ -1,0 +1,1 @@
+//! Przelewy24 connector (REST API v1)

@@ -1,0 +1,1 @@
+//! Simulator: bank (being written).

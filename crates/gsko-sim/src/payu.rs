@@ -1,0 +1,1 @@
+//! Simulator: payu (being written).

@@ -1,0 +1,1 @@
+//! Simulator: przelewy24 (being written).

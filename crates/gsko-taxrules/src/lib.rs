@@ -1,0 +1,1 @@
+//! Local-tax rules: interest on arrears and allocation of payments. No I/O.
