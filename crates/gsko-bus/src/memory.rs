@@ -80,7 +80,14 @@ impl Msg {
 struct QueueState {
     ready: VecDeque<Msg>,
     notify: Arc<Notify>,
+    /// Live subscriptions; publishers wait for a queue that has consumers and is full.
+    consumers: usize,
 }
+
+/// A queue with consumers holding this many ready messages makes publishers wait: the
+/// in-process counterpart of RabbitMQ's flow control. Without it an import that reads faster
+/// than the projector writes would pile the whole file up in memory.
+const HIGH_WATER: usize = 20_000;
 
 struct Inner {
     topology: Topology,
@@ -259,6 +266,18 @@ impl Bus for MemoryBus {
                 });
             }
         }
+        // Flow control: wait while a consumed target queue is over the high-water mark. Queues
+        // nobody consumes (the parking queue, a queue of a stopped component) never block.
+        loop {
+            let full = {
+                let queues = inner.lock();
+                copies.iter().any(|c| queues.get(&c.queue).is_some_and(|q| q.consumers > 0 && q.ready.len() >= HIGH_WATER))
+            };
+            if !full {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         if let Some(j) = &inner.journal {
             j.insert(&copies).await?;
         }
@@ -280,6 +299,7 @@ impl Bus for MemoryBus {
         if !self.inner.knows_queue(queue) {
             return Err(BusError::UnknownQueue(queue.to_owned()));
         }
+        self.inner.lock().entry(queue.to_owned()).or_default().consumers += 1;
         Ok(Box::new(MemorySubscription {
             inner: self.inner.clone(),
             queue: queue.to_owned(),
@@ -355,6 +375,9 @@ impl MemorySubscription {
 
 impl Drop for MemorySubscription {
     fn drop(&mut self) {
+        if let Some(q) = self.inner.lock().get_mut(&self.queue) {
+            q.consumers = q.consumers.saturating_sub(1);
+        }
         let msgs: Vec<Msg> = std::mem::take(&mut self.unacked).into_values().collect();
         if !msgs.is_empty() {
             tracing::debug!(queue = %self.queue, count = msgs.len(), "subscription dropped, requeueing unacked deliveries");
