@@ -14,8 +14,15 @@ fn check_config_with_tenant(tenant_toml: &str) -> (Option<i32>, String) {
     let main = "version = 1\n[database]\nkind = \"sqlite\"\npath = \"x.sqlite\"\n[bus]\nkind = \"memory\"\n";
     std::fs::write(d.path().join("gsko.toml"), main).unwrap();
     std::fs::write(d.path().join("tenants/0201011.toml"), tenant_toml).unwrap();
-    let out = gsko().arg("check-config").arg(d.path().join("gsko.toml")).output().unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = gsko()
+        .arg("check-config")
+        .arg(d.path().join("gsko.toml"))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -23,11 +30,17 @@ fn check_config_exits_78_naming_file_key_and_reason() {
     // A syntax-level mistake: the key and the line are named.
     let (code, err) = check_config_with_tenant("teryt = \"0201011\"\nname = \"B\"\n[radix]\ndirectory = \"in\"\nschedul = \"0 * * * * *\"\n");
     assert_eq!(code, Some(78));
-    assert!(err.contains("0201011.toml") && err.contains("schedul") && err.contains("line 5"), "{err}");
+    assert!(
+        err.contains("0201011.toml") && err.contains("schedul") && err.contains("line 5"),
+        "{err}"
+    );
     // A mistake only the connector understands: a CSV mapping with an unknown encoding.
     let (code, err) = check_config_with_tenant("teryt = \"0201011\"\nname = \"B\"\n[radix]\ndirectory = \"in\"\n[radix.csv]\nencoding = \"ebcdic\"\n");
     assert_eq!(code, Some(78));
-    assert!(err.contains("0201011.toml") && err.contains("radix.csv") && err.contains("ebcdic"), "{err}");
+    assert!(
+        err.contains("0201011.toml") && err.contains("radix.csv") && err.contains("ebcdic"),
+        "{err}"
+    );
     // And a good one passes.
     let (code, err) = check_config_with_tenant("teryt = \"0201011\"\nname = \"B\"\n");
     assert_eq!(code, Some(0), "{err}");
@@ -137,4 +150,52 @@ fn demo_answers_a_query_for_a_demo_resident() {
     assert!(v["tenants"][0]["accounts"]
         .as_array()
         .is_some_and(|a| !a.is_empty()));
+}
+
+#[test]
+fn inspect_statement_prints_the_payments_of_an_mt940_file_in_its_charset() {
+    let d = tempfile::tempdir().unwrap();
+    let mut spec = gsko_sim::bank::BankSimSpec::new(5, gsko_sim::bank::BankProfile::PkoBp);
+    spec.charset = gsko_sim::bank::SimCharset::Cp852;
+    let file = d.path().join("wyciag.sta");
+    let mut out = std::fs::File::create(&file).unwrap();
+    let summary = gsko_sim::bank::write_statements(&spec, &mut out).unwrap();
+    drop(out);
+    let before = std::fs::read(&file).unwrap();
+
+    let out = gsko()
+        .args(["inspect", "statement", "--charset", "cp852"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let statements = lines.iter().filter(|l| l["kind"] == "statement").count();
+    let entries = lines
+        .iter()
+        .filter(|l| l["kind"] == "payment" || l["kind"] == "debit")
+        .count() as u64;
+    assert_eq!(statements, summary.statement_references.len());
+    assert_eq!(entries, summary.entries_written);
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "inspect touches nothing"
+    );
+
+    // Read in the wrong charset, the same file is refused line by line, not garbled silently.
+    let out = gsko()
+        .args(["inspect", "statement"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"kind\":\"error\""));
 }

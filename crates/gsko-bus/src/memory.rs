@@ -271,7 +271,11 @@ impl Bus for MemoryBus {
         loop {
             let full = {
                 let queues = inner.lock();
-                copies.iter().any(|c| queues.get(&c.queue).is_some_and(|q| q.consumers > 0 && q.ready.len() >= HIGH_WATER))
+                copies.iter().any(|c| {
+                    queues
+                        .get(&c.queue)
+                        .is_some_and(|q| q.consumers > 0 && q.ready.len() >= HIGH_WATER)
+                })
             };
             if !full {
                 break;
@@ -299,7 +303,11 @@ impl Bus for MemoryBus {
         if !self.inner.knows_queue(queue) {
             return Err(BusError::UnknownQueue(queue.to_owned()));
         }
-        self.inner.lock().entry(queue.to_owned()).or_default().consumers += 1;
+        self.inner
+            .lock()
+            .entry(queue.to_owned())
+            .or_default()
+            .consumers += 1;
         Ok(Box::new(MemorySubscription {
             inner: self.inner.clone(),
             queue: queue.to_owned(),

@@ -17,7 +17,11 @@ fn msg(i: usize) -> Outgoing {
 
 fn topology() -> Topology {
     Topology {
-        queues: vec![QueueSpec { name: "q".into(), exchange: Exchange::Events, bindings: vec!["pl.gsko.#".into()] }],
+        queues: vec![QueueSpec {
+            name: "q".into(),
+            exchange: Exchange::Events,
+            bindings: vec!["pl.gsko.#".into()],
+        }],
         retry_ladder: vec![Duration::from_millis(100)],
     }
 }
@@ -48,10 +52,17 @@ async fn a_full_consumed_queue_makes_publishers_wait_until_it_drains() {
         (tokio::spawn(async move { b.publish(&batch).await }), bus)
     };
     for _ in 0..5 {
-        let got = sub.next_batch(1000, Duration::from_secs(1), Duration::from_millis(10)).await.unwrap();
+        let got = sub
+            .next_batch(1000, Duration::from_secs(1), Duration::from_millis(10))
+            .await
+            .unwrap();
         sub.ack(got).await.unwrap();
     }
-    tokio::time::timeout(Duration::from_secs(5), publisher.0).await.expect("publish resumed after draining").unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), publisher.0)
+        .await
+        .expect("publish resumed after draining")
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
@@ -59,6 +70,9 @@ async fn a_queue_without_consumers_never_blocks_publishers() {
     let bus = MemoryBus::open(None, topology()).await.unwrap();
     let batch: Vec<Outgoing> = (0..1000).map(msg).collect();
     for _ in 0..30 {
-        tokio::time::timeout(Duration::from_secs(2), bus.publish(&batch)).await.expect("no flow control without consumers").unwrap();
+        tokio::time::timeout(Duration::from_secs(2), bus.publish(&batch))
+            .await
+            .expect("no flow control without consumers")
+            .unwrap();
     }
 }

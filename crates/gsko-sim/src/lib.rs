@@ -29,11 +29,11 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod bank;
 pub mod date;
 pub mod identifiers;
 pub mod municipalities;
 mod names;
-pub mod bank;
 pub mod payu;
 pub mod przelewy24;
 pub mod radix;

@@ -88,6 +88,14 @@ enum InspectWhat {
     /// Print the normalized events of a RADIX export as JSON lines (one event per line);
     /// rejected records go to standard error with file, line, record and reason.
     Radix { file: PathBuf },
+    /// Print the payments found in an MT940 bank statement as JSON lines (statements, credits
+    /// with how each was identified, debits, and errors with file, line and field).
+    Statement {
+        file: PathBuf,
+        /// Character set of the file: utf-8, cp1250, iso-8859-2 or cp852.
+        #[arg(long, default_value = "utf-8")]
+        charset: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -206,6 +214,38 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             drop(out);
             eprintln!("{}: {} records accepted, {} rejected (pl.gsko.import.record-rejected.v1 lines say where and why)", file.display(), summary.accepted, summary.rejected);
             Ok(if summary.rejected == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        Command::Inspect {
+            what: InspectWhat::Statement { file, charset },
+        } => {
+            let charset = gsko_bank::Charset::from_name(&charset).with_context(|| {
+                format!("--charset {charset:?}: expected utf-8, cp1250, iso-8859-2 or cp852")
+            })?;
+            let opts = gsko_bank::ParseOptions::default().with_charset(charset);
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let summary = gsko_bank::inspect_statement_with(
+                &file,
+                &opts,
+                &Default::default(),
+                &Default::default(),
+                &mut out,
+            )
+            .with_context(|| format!("inspecting {}", file.display()))?;
+            drop(out);
+            eprintln!(
+                "{}: {} statements, {} payments, {} debits, {} errors",
+                file.display(),
+                summary.statements,
+                summary.payments,
+                summary.debits,
+                summary.errors
+            );
+            Ok(if summary.errors == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(2)
