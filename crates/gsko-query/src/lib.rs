@@ -6,6 +6,7 @@
 //! resident is unknown (404), so a key cannot probe other municipalities.
 //! The OpenAPI document is `schemas/openapi.yaml`, served at `/openapi.yaml`.
 
+mod due;
 pub mod metrics;
 mod resident;
 
@@ -40,6 +41,8 @@ pub struct AppState {
     pub metrics: Arc<Registry>,
     /// Today's date for "next installment" (overridable in tests).
     pub today: fn() -> chrono::NaiveDate,
+    /// Interest rates on arrears by effective date (data shipped with GSKO).
+    pub rates: Arc<gsko_taxrules::InterestRates>,
 }
 
 impl AppState {
@@ -55,6 +58,11 @@ impl AppState {
             tenants: Arc::new(tenants),
             metrics,
             today: || chrono::Utc::now().date_naive(),
+            // The table is data compiled into the binary and validated by gsko-taxrules' tests.
+            rates: Arc::new(
+                gsko_taxrules::InterestRates::builtin()
+                    .expect("the built-in interest rate table is valid"),
+            ),
         }
     }
 }
@@ -74,6 +82,8 @@ pub enum ApiError {
     BadResident(String),
     #[error("{0}")]
     BadTenant(String),
+    #[error("{0}")]
+    BadQuery(String),
     #[error("no data for this resident in this tenant")]
     NotFound,
     #[error("the view is temporarily unavailable, try again")]
@@ -91,6 +101,7 @@ impl ApiError {
             ApiError::MissingResident => (StatusCode::BAD_REQUEST, "missing_resident"),
             ApiError::BadResident(_) => (StatusCode::BAD_REQUEST, "invalid_resident"),
             ApiError::BadTenant(_) => (StatusCode::BAD_REQUEST, "invalid_tenant"),
+            ApiError::BadQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -200,6 +211,7 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
         ("/v1/tenants/{teryt}/resident/liabilities", get(liabilities)),
         ("/v1/tenants/{teryt}/resident/balance", get(balance)),
         ("/v1/tenants/{teryt}/resident/ledger", get(ledger)),
+        ("/v1/tenants/{teryt}/resident/due", get(due)),
         (
             "/v1/tenants/{teryt}/admin/rejected-records",
             get(rejected_records),
@@ -358,6 +370,63 @@ async fn ledger(
 ) -> Result<Json<Ledger>, ApiError> {
     let (_, v) = view(&s, &headers, &raw).await?;
     Ok(Json(Ledger::of(&v)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DueParams {
+    /// Day to compute for (the planned payment day); today when absent.
+    date: Option<String>,
+    /// An amount (grosze) the resident is about to pay: the answer shows how it would apply.
+    pay: Option<String>,
+}
+
+async fn due(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<due::Due>, ApiError> {
+    let params: DueParams = serde_urlencoded_query(query.as_deref().unwrap_or(""))?;
+    let as_of = match params.date.as_deref() {
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| ApiError::BadQuery(format!("date {d:?} is not YYYY-MM-DD")))?,
+        None => (s.today)(),
+    };
+    let pay = match params.pay.as_deref() {
+        Some(p) => Some(
+            p.parse::<i64>()
+                .ok()
+                .and_then(|g| gsko_model::Amount::from_grosze(g).ok())
+                .filter(|a| a.grosze() > 0)
+                .ok_or_else(|| {
+                    ApiError::BadQuery(format!(
+                        "pay {p:?} is not a positive whole number of grosze"
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let (_, v) = view(&s, &headers, &raw).await?;
+    let d =
+        due::compute(&v, as_of, pay, &s.rates).map_err(|e| ApiError::BadQuery(e.to_string()))?;
+    Ok(Json(d))
+}
+
+/// Parses `a=1&b=2` into the parameters struct, refusing unknown names and repeats.
+fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(q: &str) -> Result<T, ApiError> {
+    let mut map = serde_json::Map::new();
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if map
+            .insert(k.to_owned(), serde_json::Value::String(v.to_owned()))
+            .is_some()
+        {
+            return Err(ApiError::BadQuery(format!("parameter {k:?} given twice")));
+        }
+    }
+    serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|e| ApiError::BadQuery(e.to_string()))
 }
 
 fn admin_tenant(s: &AppState, headers: &HeaderMap, raw: &str) -> Result<Teryt, ApiError> {

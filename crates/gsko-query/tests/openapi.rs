@@ -327,7 +327,7 @@ async fn every_answer_matches_the_document() {
     let doc = doc();
     let (app, _dir) = app().await;
     let mut seen: BTreeSet<(String, u16)> = BTreeSet::new();
-    let resident_paths = ["summary", "liabilities", "balance", "ledger"];
+    let resident_paths = ["summary", "liabilities", "balance", "ledger", "due"];
     let mut cases: Vec<(String, String, Option<&str>, Option<&str>, u16)> = vec![
         ("/healthz".into(), "/healthz".into(), None, None, 200),
         ("/readyz".into(), "/readyz".into(), None, None, 200),
@@ -413,6 +413,35 @@ async fn every_answer_matches_the_document() {
             400,
         ));
     }
+    let due = "/v1/tenants/{teryt}/resident/due".to_owned();
+    cases.push((
+        due.clone(),
+        format!("/v1/tenants/{T1}/resident/due?date=2026-12-31&pay=10000"),
+        Some("k-all"),
+        Some(JAN),
+        200,
+    ));
+    cases.push((
+        due.clone(),
+        format!("/v1/tenants/{T1}/resident/due?date=31.12.2026"),
+        Some("k-all"),
+        Some(JAN),
+        400,
+    ));
+    cases.push((
+        due.clone(),
+        format!("/v1/tenants/{T1}/resident/due?pay=-5"),
+        Some("k-all"),
+        Some(JAN),
+        400,
+    ));
+    cases.push((
+        due.clone(),
+        format!("/v1/tenants/{T1}/resident/due?amount=5"),
+        Some("k-all"),
+        Some(JAN),
+        400,
+    ));
     for p in ["rejected-records", "imports"] {
         let doc_path = format!("/v1/tenants/{{teryt}}/admin/{p}");
         cases.push((
@@ -509,4 +538,49 @@ async fn co_owners_see_the_shared_account_and_the_next_installment() {
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["tenants"].as_array().unwrap().len(), 2);
     assert_eq!(v["tenants"][0]["totals"]["principal"], 75225);
+}
+
+#[tokio::test]
+async fn due_shows_principal_and_interest_apart_and_how_a_payment_would_split() {
+    let (app, _dir) = app().await;
+    let (s, _, body) = call(
+        &app,
+        &format!("/v1/tenants/{T1}/resident/due?date=2026-12-31&pay=10000"),
+        Some("k-all"),
+        Some(JAN),
+    )
+    .await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["estimate"], true);
+    let seqs: Vec<i64> = v["installments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![2, 3, 4], "installment 1 was paid");
+    let i = &v["installments"];
+    // 250.75 zl unpaid since 15 May 2026, 230 days at 11 %: 17.38 zl, rounded to 17 zl.
+    assert_eq!(
+        (i[0]["principal_left"].as_i64(), i[0]["interest"].as_i64()),
+        (Some(25075), Some(1700))
+    );
+    // 107 days: 8.09 zl, not above the 8.70 zl threshold: no interest.
+    assert_eq!(i[1]["interest"], 0);
+    // 15 Nov 2026 is a Sunday: due on Monday the 16th.
+    assert_eq!(i[2]["effective_due_date"], "2026-11-16");
+    assert_eq!(v["totals"]["interest"], 1700);
+    assert_eq!(v["totals"]["principal"], 75225);
+    // 100 zl pays the oldest arrear, split between principal and interest in proportion.
+    let p = &v["payment_preview"];
+    let line = &p["lines"][0];
+    assert_eq!(line["seq"], 2);
+    let (pp, ip) = (
+        line["principal_paid"].as_i64().unwrap(),
+        line["interest_paid"].as_i64().unwrap(),
+    );
+    assert_eq!(pp + ip, 10000);
+    assert_eq!(pp, 9365, "10000 x 25075 / 26775, to the grosz");
+    assert_eq!(p["overpayment"], 0);
 }

@@ -149,6 +149,8 @@ Jan Kowalski owns property in {a} and {b} — his summary across both:
 His liabilities and ledger in {a}:
   curl -s -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {jan}' http://{listen}/v1/tenants/{m0}/resident/liabilities
   curl -s -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {jan}' http://{listen}/v1/tenants/{m0}/resident/ledger
+What is due from him on the last day of the year, interest on arrears apart, and how paying 300 zł would be applied (an estimate):
+  curl -s -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {jan}' 'http://{listen}/v1/tenants/{m0}/resident/due?date=2026-12-31&pay=30000'
 Anna Nowak co-owns a house in {c} with her husband Piotr; both see the shared account:
   curl -s -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {anna}' http://{listen}/v1/tenants/{m2}/resident/summary
   curl -s -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {piotr}' http://{listen}/v1/tenants/{m2}/resident/balance
