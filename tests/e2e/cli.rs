@@ -35,7 +35,7 @@ fn check_config_exits_78_naming_file_key_and_reason() {
         "{err}"
     );
     // A mistake only the connector understands: a CSV mapping with an unknown encoding.
-    let (code, err) = check_config_with_tenant("teryt = \"0201011\"\nname = \"B\"\n[radix]\ndirectory = \"in\"\n[radix.csv]\nencoding = \"ebcdic\"\n");
+    let (code, err) = check_config_with_tenant("teryt = \"0201011\"\nname = \"B\"\n[radix]\ndirectory = \"in\"\n[radix.csv.podatnicy]\nencoding = \"ebcdic\"\n");
     assert_eq!(code, Some(78));
     assert!(
         err.contains("0201011.toml") && err.contains("radix.csv") && err.contains("ebcdic"),

@@ -24,6 +24,7 @@ use crate::{
 };
 use gsko_bus::{Bus, BusError, Outgoing};
 use gsko_model::{Event, EventData, ImportCompleted, Teryt};
+use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -84,15 +85,17 @@ impl TenantDirs {
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
     pub batch_size: usize,
-    /// Mapping for `*.csv` files; without one a CSV file is refused (moved to `failed/`).
-    pub csv: Option<CsvMapping>,
+    /// Mappings for `*.csv` files by file-name prefix: DOS-era programs export one table per
+    /// file (`podatnicy.csv`, `konta.csv`, `wplaty.csv` …), so each prefix names its layout. The
+    /// longest matching prefix wins; a CSV file no prefix matches is refused (moved to `failed/`).
+    pub csv: BTreeMap<String, CsvMapping>,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
             batch_size: DEFAULT_BATCH_SIZE,
-            csv: None,
+            csv: BTreeMap::new(),
         }
     }
 }
@@ -368,6 +371,19 @@ pub async fn import_inbox(
     Ok(reports)
 }
 
+/// The mapping whose prefix is the longest one the file name starts with (case-insensitive).
+pub fn csv_mapping_for<'a>(
+    file_name: &str,
+    mappings: &'a BTreeMap<String, CsvMapping>,
+) -> Option<&'a CsvMapping> {
+    let name = file_name.to_lowercase();
+    mappings
+        .iter()
+        .filter(|(prefix, _)| name.starts_with(&prefix.to_lowercase()))
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map(|(_, m)| m)
+}
+
 fn open_source(
     path: &Path,
     meta: &FileMeta,
@@ -380,10 +396,19 @@ fn open_source(
     })?;
     let input = BufReader::with_capacity(64 * 1024, f);
     if is_csv(path) {
-        let mapping = opts.csv.clone().ok_or_else(|| FileError::Config {
-            file: meta.name.clone(),
-            reason: "a CSV file arrived but no CSV mapping is configured for this tenant".into(),
-        })?;
+        let mapping = csv_mapping_for(&meta.name, &opts.csv)
+            .ok_or_else(|| FileError::Config {
+                file: meta.name.clone(),
+                reason: if opts.csv.is_empty() {
+                    "a CSV file arrived but no CSV mapping is configured for this tenant".into()
+                } else {
+                    format!(
+                        "no CSV mapping matches this file name (configured prefixes: {})",
+                        opts.csv.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                },
+            })?
+            .clone();
         // CSV rows rarely carry a version: the file's modification time stands in (see csv docs).
         let mtime_ms = std::fs::metadata(path)
             .and_then(|m| m.modified())

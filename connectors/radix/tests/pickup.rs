@@ -331,3 +331,68 @@ async fn fetch_url_downloads_into_the_inbox_atomically() {
         FetchError::Url(_)
     ));
 }
+
+/// A DOS-era installation exports one table per file; the tenant maps each by file-name prefix.
+#[tokio::test]
+async fn csv_tables_are_read_with_the_mapping_of_their_file_name_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = TenantDirs::new(tmp.path());
+    let mappings: std::collections::BTreeMap<String, gsko_radix::csv::CsvMapping> = toml::from_str(
+        r#"
+[podatnicy]
+encoding = "mazovia"
+[podatnicy.layout]
+record = "taxpayers"
+id = "NR"
+pesel = "PESEL"
+name = "NAZWISKO"
+given_names = "IMIONA"
+
+[konta]
+encoding = "mazovia"
+[konta.layout]
+record = "accounts"
+id = "KONTO"
+levy_constant = "property"
+holders = "PODATNICY"
+"#,
+    )
+    .unwrap();
+    let opts = ImportOptions {
+        csv: mappings,
+        ..Default::default()
+    };
+    // "Łukasz Żółć" in Mazovia: Ł=0x9C, Ż=0xA1, ó=0xA2, ł=0x92, ć=0x8D.
+    let mut taxpayers = b"NR;PESEL;NAZWISKO;IMIONA\nT1;44051401359;".to_vec();
+    taxpayers.extend_from_slice(&[
+        0xA1, 0xA2, 0x92, 0x8D, b';', 0x9C, b'u', b'k', b'a', b's', b'z', b'\n',
+    ]);
+    let p1 = drop_into_inbox(&dirs, "PODATNICY_2026.csv", &taxpayers);
+    let p2 = drop_into_inbox(&dirs, "konta.csv", b"KONTO;PODATNICY\nK1;T1\n");
+    let p3 = drop_into_inbox(&dirs, "wplaty.csv", b"X\n1\n");
+    let bus = RecordingBus::default();
+    for p in [&p1, &p2] {
+        let r = import_file(p, &tenant(), &bus, &dirs, &opts).await.unwrap();
+        assert_eq!(
+            (&r.outcome, r.accepted, r.rejected),
+            (&ImportOutcome::Imported, 1, 0),
+            "{r:?}"
+        );
+    }
+    let names: Vec<String> = bus
+        .events()
+        .into_iter()
+        .filter_map(|e| match e.data {
+            EventData::TaxpayerUpserted(t) => Some(t.name),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, vec!["Łukasz Żółć"]);
+    let r = import_file(&p3, &tenant(), &bus, &dirs, &opts)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&r.outcome, ImportOutcome::Refused { reason } if reason.contains("konta, podatnicy")),
+        "{r:?}"
+    );
+}

@@ -254,8 +254,9 @@ pub struct RadixConfig {
     /// Cron expression (seconds first, `sec min hour day month weekday`) of the sync.
     #[serde(default = "default_schedule")]
     pub schedule: String,
-    /// Column mapping for `*.csv` exports (see the RADIX connector's `CsvMapping`); `*.xml`
-    /// files are read as the GSKO export contract.
+    /// Column mappings for `*.csv` exports by file-name prefix, e.g. `[radix.csv.podatnicy]`
+    /// for `podatnicy*.csv` (see the RADIX connector's `CsvMapping`); `*.xml` files are read as
+    /// the GSKO export contract.
     #[serde(default)]
     pub csv: Option<toml::Table>,
 }

@@ -41,13 +41,11 @@ pub fn check_connectors(cfg: &Config) -> Result<(), ConfigError> {
 /// The RADIX connector's options for one tenant (the CSV column mapping, when configured).
 pub fn import_options(r: &gsko_config::RadixConfig) -> Result<gsko_radix::ImportOptions, String> {
     let csv = match &r.csv {
-        Some(table) => Some(
-            table
-                .clone()
-                .try_into::<gsko_radix::csv::CsvMapping>()
-                .map_err(|e| e.to_string().trim().replace('\n', " "))?,
-        ),
-        None => None,
+        Some(table) => table
+            .clone()
+            .try_into::<std::collections::BTreeMap<String, gsko_radix::csv::CsvMapping>>()
+            .map_err(|e| e.to_string().trim().replace('\n', " "))?,
+        None => Default::default(),
     };
     Ok(gsko_radix::ImportOptions {
         csv,
