@@ -6,9 +6,10 @@
 //! or as wrong Polish letters, never as lost bytes. All these charsets are ASCII-compatible,
 //! so the parser splits lines and tags on raw bytes and decodes one line at a time.
 //!
-//! `encoding_rs` (a WHATWG implementation) has Windows-1250 and ISO-8859-2 but not CP852,
-//! which is why CP852 is an own 128-entry table here.
+//! `encoding_rs` (a WHATWG implementation) has Windows-1250 and ISO-8859-2 but not CP852, whose
+//! table comes from `gsko-codepages` (shared with the RADIX connector's CSV adapter).
 
+use gsko_codepages::TextEncoding;
 use serde::{Deserialize, Serialize};
 
 /// The charset a bank writes its files in.
@@ -75,16 +76,10 @@ impl Charset {
                 .decode_without_bom_handling(bytes)
                 .0
                 .into_owned()),
-            Charset::Cp852 => Ok(bytes
-                .iter()
-                .map(|&b| {
-                    if b < 0x80 {
-                        char::from(b)
-                    } else {
-                        CP852[usize::from(b - 0x80)]
-                    }
-                })
-                .collect()),
+            // A table page: every byte decodes, so this cannot fail.
+            Charset::Cp852 => Ok(
+                gsko_codepages::Decoder::decode(&TextEncoding::Cp852, bytes).unwrap_or_default()
+            ),
         }
     }
 
@@ -102,42 +97,10 @@ impl Charset {
                 let (bytes, _, had_errors) = enc.encode(s);
                 (!had_errors).then(|| bytes.into_owned())
             }
-            Charset::Cp852 => s
-                .chars()
-                .map(|c| {
-                    if c.is_ascii() {
-                        u8::try_from(u32::from(c)).ok()
-                    } else {
-                        CP852
-                            .iter()
-                            .position(|&t| t == c)
-                            .and_then(|i| u8::try_from(i + 0x80).ok())
-                    }
-                })
-                .collect(),
+            Charset::Cp852 => TextEncoding::Cp852.encode(s),
         }
     }
 }
-
-/// IBM 852 (DOS Latin 2), bytes 0x80..=0xFF.
-const CP852: [char; 128] = [
-    '\u{00c7}', '\u{00fc}', '\u{00e9}', '\u{00e2}', '\u{00e4}', '\u{016f}', '\u{0107}', '\u{00e7}',
-    '\u{0142}', '\u{00eb}', '\u{0150}', '\u{0151}', '\u{00ee}', '\u{0179}', '\u{00c4}', '\u{0106}',
-    '\u{00c9}', '\u{0139}', '\u{013a}', '\u{00f4}', '\u{00f6}', '\u{013d}', '\u{013e}', '\u{015a}',
-    '\u{015b}', '\u{00d6}', '\u{00dc}', '\u{0164}', '\u{0165}', '\u{0141}', '\u{00d7}', '\u{010d}',
-    '\u{00e1}', '\u{00ed}', '\u{00f3}', '\u{00fa}', '\u{0104}', '\u{0105}', '\u{017d}', '\u{017e}',
-    '\u{0118}', '\u{0119}', '\u{00ac}', '\u{017a}', '\u{010c}', '\u{015f}', '\u{00ab}', '\u{00bb}',
-    '\u{2591}', '\u{2592}', '\u{2593}', '\u{2502}', '\u{2524}', '\u{00c1}', '\u{00c2}', '\u{011a}',
-    '\u{015e}', '\u{2563}', '\u{2551}', '\u{2557}', '\u{255d}', '\u{017b}', '\u{017c}', '\u{2510}',
-    '\u{2514}', '\u{2534}', '\u{252c}', '\u{251c}', '\u{2500}', '\u{253c}', '\u{0102}', '\u{0103}',
-    '\u{255a}', '\u{2554}', '\u{2569}', '\u{2566}', '\u{2560}', '\u{2550}', '\u{256c}', '\u{00a4}',
-    '\u{0111}', '\u{0110}', '\u{010e}', '\u{00cb}', '\u{010f}', '\u{0147}', '\u{00cd}', '\u{00ce}',
-    '\u{011b}', '\u{2518}', '\u{250c}', '\u{2588}', '\u{2584}', '\u{0162}', '\u{016e}', '\u{2580}',
-    '\u{00d3}', '\u{00df}', '\u{00d4}', '\u{0143}', '\u{0144}', '\u{0148}', '\u{0160}', '\u{0161}',
-    '\u{0154}', '\u{00da}', '\u{0155}', '\u{0170}', '\u{00fd}', '\u{00dd}', '\u{0163}', '\u{00b4}',
-    '\u{00ad}', '\u{02dd}', '\u{02db}', '\u{02c7}', '\u{02d8}', '\u{00a7}', '\u{00f7}', '\u{00b8}',
-    '\u{00b0}', '\u{00a8}', '\u{02d9}', '\u{0171}', '\u{0158}', '\u{0159}', '\u{25a0}', '\u{00a0}',
-];
 
 #[cfg(test)]
 mod tests {
