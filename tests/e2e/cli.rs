@@ -119,7 +119,7 @@ fn demo_answers_a_query_for_a_demo_resident() {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if line.contains("GSKO demo is ready") {
-                let _ = tx.send(());
+                tx.send(()).ok();
             }
         }
     });
@@ -144,8 +144,8 @@ fn demo_answers_a_query_for_a_demo_resident() {
             std::thread::sleep(Duration::from_millis(200));
         }
     })();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child.kill());
+    drop(child.wait());
     let v = result.unwrap();
     assert!(v["tenants"][0]["accounts"]
         .as_array()

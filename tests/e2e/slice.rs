@@ -343,10 +343,10 @@ fn serve_file(body: Vec<u8>, max: usize) -> u16 {
         for stream in listener.incoming().take(max) {
             let Ok(mut s) = stream else { continue };
             let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
+            drop(s.read(&mut buf));
             let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-            let _ = s.write_all(head.as_bytes());
-            let _ = s.write_all(&body);
+            drop(s.write_all(head.as_bytes()));
+            drop(s.write_all(&body));
         }
     });
     port
@@ -395,4 +395,69 @@ fn an_export_published_at_a_url_is_fetched_on_schedule_and_imported_once() {
         None,
     );
     assert_eq!(v["imports"].as_array().unwrap().len(), 1, "{v}");
+}
+
+#[test]
+fn a_message_the_projector_cannot_read_is_parked_and_listed_for_the_admin() {
+    let env = Env::new();
+    env.write_config(&[A], &[("admin", ADMIN_KEY, &["*"], true)]);
+    let d = env.spawn();
+    // A producer on the events exchange sends something that is not a CloudEvent.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use gsko_bus::Bus;
+        // The same retry ladder as the daemon's config (1 s, 2 s): the broker refuses a
+        // topology that disagrees with the declared one.
+        let topology = gsko_bus::Topology {
+            retry_ladder: vec![Duration::from_secs(1), Duration::from_secs(2)],
+            ..Default::default()
+        };
+        let bus = gsko_bus::AmqpBus::connect(&env.amqp_url, topology)
+            .await
+            .unwrap();
+        let bad = gsko_bus::Outgoing {
+            exchange: gsko_bus::Exchange::Events,
+            routing_key: format!("pl.gsko.liability.upserted.v1.{}", A.0),
+            message_id: "not-a-cloudevent-1".into(),
+            tenant: A.0.into(),
+            content_type: "application/cloudevents+json".into(),
+            body: b"{\"specversion\":\"1.0\",\"oops\":".to_vec(),
+        };
+        bus.publish(&[bad]).await.unwrap();
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let listed = loop {
+        let out = gsko()
+            .args(["parked", "--config"])
+            .arg(env.path().join("gsko.toml"))
+            .env("GSKO_TEST_DB", &env.db_url)
+            .env("GSKO_TEST_AMQP", &env.amqp_url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("not-a-cloudevent-1") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let line: serde_json::Value = serde_json::from_str(
+        listed
+            .lines()
+            .find(|l| l.contains("not-a-cloudevent-1"))
+            .unwrap_or_else(|| panic!("parked message listed: {listed:?}")),
+    )
+    .unwrap();
+    assert_eq!(line["original_queue"], "gsko.projector");
+    assert!(line["reason"].as_str().unwrap().contains("JSON"), "{line}");
+    assert_eq!(line["tenant"], A.0);
+    // The daemon is still healthy.
+    assert_eq!(d.get("/readyz", None, None).0, 200);
 }

@@ -1,7 +1,6 @@
 //! A deliberately small Prometheus registry: named counters and gauges rendered in the text
 //! exposition format. Components register what they count; `/metrics` renders it all.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -88,15 +87,18 @@ impl Registry {
             }
             seen.push(name);
             let family: Vec<&Metric> = m.iter().filter(|x| x.name == name).collect();
-            let _ = writeln!(out, "# HELP {name} {}", family[0].help);
-            let _ = writeln!(out, "# TYPE {name} {}", family[0].kind);
+            out.push_str(&format!("# HELP {name} {}", family[0].help));
+            out.push('\n');
+            out.push_str(&format!("# TYPE {name} {}", family[0].kind));
+            out.push('\n');
             for x in family {
                 let v = match &x.source {
                     Source::Counter(c) => c.load(Ordering::Relaxed),
                     Source::Sampled(f) => f(),
                 };
                 if x.labels.is_empty() {
-                    let _ = writeln!(out, "{name} {v}");
+                    out.push_str(&format!("{name} {v}"));
+                    out.push('\n');
                 } else {
                     let l: Vec<String> = x
                         .labels
@@ -105,7 +107,8 @@ impl Registry {
                             format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
                         })
                         .collect();
-                    let _ = writeln!(out, "{name}{{{}}} {v}", l.join(","));
+                    out.push_str(&format!("{name}{{{}}} {v}", l.join(",")));
+                    out.push('\n');
                 }
             }
         }

@@ -307,6 +307,15 @@ fn check(doc: &Value, path: &str, status: StatusCode, ct: &str, body: &[u8]) {
     );
 }
 
+/// (documented path, URL, API key, resident PESEL, expected status)
+type Case = (
+    String,
+    String,
+    Option<&'static str>,
+    Option<&'static str>,
+    u16,
+);
+
 #[test]
 fn documented_paths_are_exactly_the_served_routes() {
     let documented: BTreeSet<String> = doc()["paths"]
@@ -328,7 +337,7 @@ async fn every_answer_matches_the_document() {
     let (app, _dir) = app().await;
     let mut seen: BTreeSet<(String, u16)> = BTreeSet::new();
     let resident_paths = ["summary", "liabilities", "balance", "ledger", "due"];
-    let mut cases: Vec<(String, String, Option<&str>, Option<&str>, u16)> = vec![
+    let mut cases: Vec<Case> = vec![
         ("/healthz".into(), "/healthz".into(), None, None, 200),
         ("/readyz".into(), "/readyz".into(), None, None, 200),
         ("/metrics".into(), "/metrics".into(), None, None, 200),

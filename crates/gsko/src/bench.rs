@@ -38,7 +38,7 @@ fn peak_rss_kb() -> u64 {
 
 /// Resets VmHWM so each mode's peak is its own (Linux: writing 5 to clear_refs).
 fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    drop(std::fs::write("/proc/self/clear_refs", "5"));
 }
 
 pub async fn run(o: BenchOptions) -> Result<()> {
@@ -98,7 +98,7 @@ pub async fn run(o: BenchOptions) -> Result<()> {
             .with_context(|| format!("{mode} mode"))?;
         rows.push(row);
     }
-    let _ = std::fs::remove_dir_all(&work);
+    drop(std::fs::remove_dir_all(&work));
 
     println!();
     println!(
@@ -176,9 +176,9 @@ async fn one(
     }
     let wall = start.elapsed();
     let peak = peak_rss_kb();
-    let _ = tx.send(true);
+    tx.send(true).ok();
     for h in handles {
-        let _ = h.await;
+        drop(h.await);
     }
     let counts = store.counts(&teryt).await?;
     eprintln!(

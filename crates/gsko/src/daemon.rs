@@ -123,6 +123,46 @@ pub async fn open_backends(cfg: &Config) -> Result<Backends> {
     Ok(Backends { store, bus })
 }
 
+/// Lists parked messages through the configured bus, without taking them off the queue.
+pub async fn list_parked(cfg: &Config, limit: usize) -> Result<Vec<gsko_bus::ParkedMessage>> {
+    use gsko_bus::ParkingLot;
+    match &cfg.main.bus {
+        BusConfig::Amqp {
+            url,
+            retry_delays_secs,
+            ..
+        } => {
+            let url = url
+                .resolve()
+                .map_err(anyhow::Error::msg)
+                .context("bus.url")?;
+            let topology = Topology {
+                retry_ladder: secs(retry_delays_secs),
+                ..Topology::default()
+            };
+            let bus = gsko_bus::AmqpBus::connect(url.expose(), topology)
+                .await
+                .context("connecting to RabbitMQ")?;
+            Ok(bus.parked(limit).await?)
+        }
+        BusConfig::Memory {
+            journal,
+            retry_delays_secs,
+            ..
+        } => {
+            let topology = Topology {
+                retry_ladder: secs(retry_delays_secs),
+                ..Topology::default()
+            };
+            let journal = journal.as_ref().map(|p| cfg.resolve_path(p));
+            let bus = gsko_bus::MemoryBus::open(journal.as_deref(), topology)
+                .await
+                .context("opening the in-process bus journal")?;
+            Ok(bus.parked(limit).await?)
+        }
+    }
+}
+
 fn secs(v: &[u64]) -> Vec<Duration> {
     v.iter().map(|s| Duration::from_secs(*s)).collect()
 }
@@ -325,7 +365,7 @@ async fn wait_for_shutdown(tx: watch::Sender<bool>) {
         _ = term => {},
     }
     tracing::info!("shutting down");
-    let _ = tx.send(true);
+    tx.send(true).ok();
 }
 
 pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
@@ -363,12 +403,11 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
         sync_tasks.push(tokio::spawn(async move {
             match sync_radix(&teryt, &r, &dirs, bus.as_ref(), &counters).await {
                 Ok(n) => {
-                    let _ = done_tx.send(n);
+                    done_tx.send(n).ok();
                 }
                 Err(e) => tracing::error!(tenant = %teryt, error = %format!("{e:#}"), "radix sync failed"),
             }
-            loop {
-                let Some(next) = schedule.upcoming(chrono::Utc).next() else { break };
+            while let Some(next) = schedule.upcoming(chrono::Utc).next() {
                 let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
@@ -413,26 +452,26 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
             published += d.await.unwrap_or(0);
         }
         wait_until_drained(&drain_stats, published).await;
-        let _ = drain_store.ping().await;
+        drop(drain_store.ping().await);
         if let Some(f) = on_first {
             f();
         }
         if exit_after {
-            let _ = tx_first.send(true);
+            tx_first.send(true).ok();
         }
     });
 
     let mut http_stop = rx.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = http_stop.wait_for(|v| *v).await;
+        drop(http_stop.wait_for(|v| *v).await);
     });
     tokio::spawn(wait_for_shutdown(tx));
     server.await.context("http server")?;
     for h in sync_tasks {
-        let _ = h.await;
+        drop(h.await);
     }
     for h in projectors {
-        let _ = h.await;
+        drop(h.await);
     }
     Ok(())
 }

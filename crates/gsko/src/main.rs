@@ -49,6 +49,14 @@ enum Command {
         #[arg(long)]
         exit_after_import: bool,
     },
+    /// List the messages parked for an admin (after the retry ladder, or refused outright), as
+    /// JSON lines: reason, original queue, routing key, message id, tenant, attempts, time.
+    Parked {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Validate a configuration offline; exit code 78 names file, key and reason on an error.
     CheckConfig { file: PathBuf },
     /// Print what an external file would become, touching nothing.
@@ -185,6 +193,32 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
                 exit_after_import,
             })
             .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Parked { config, limit } => {
+            let cfg = match gsko_config::Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("gsko: configuration error: {e}");
+                    return Ok(ExitCode::from(EXIT_CONFIG));
+                }
+            };
+            let parked = daemon::list_parked(&cfg, limit).await?;
+            for m in &parked {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "reason": m.reason,
+                        "original_queue": m.original_queue,
+                        "routing_key": m.routing_key,
+                        "message_id": m.message_id,
+                        "tenant": m.tenant,
+                        "attempt": m.attempt,
+                        "parked_at": m.parked_at,
+                    })
+                );
+            }
+            eprintln!("{} parked message(s)", parked.len());
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => match gsko_config::Config::load(&file)

@@ -175,7 +175,7 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let _ = Command::new("psql")
+        Command::new("psql")
             .args([
                 "-X",
                 "-q",
@@ -183,10 +183,12 @@ impl Drop for Env {
                 "-c",
                 &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name),
             ])
-            .output();
-        let _ = Command::new("rabbitmqctl")
+            .output()
+            .ok();
+        Command::new("rabbitmqctl")
             .args(["-q", "delete_vhost", &self.vhost])
-            .output();
+            .output()
+            .ok();
     }
 }
 
@@ -211,17 +213,18 @@ impl Daemon {
 
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill(); // SIGKILL
-            let _ = c.wait();
+            c.kill().ok(); // SIGKILL
+            drop(c.wait());
         }
     }
 
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
+            Command::new("kill")
                 .arg("-TERM")
                 .arg(c.id().to_string())
-                .status();
+                .status()
+                .ok();
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -229,8 +232,8 @@ impl Daemon {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = c.kill();
-            let _ = c.wait();
+            drop(c.kill());
+            drop(c.wait());
         }
     }
 
