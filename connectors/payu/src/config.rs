@@ -1,50 +1,12 @@
 //! Configuration of one PayU point of sale (POS).
 
-use std::fmt;
 use std::time::Duration;
-
-use serde::Deserialize;
 
 use crate::signature::SignatureAlgorithm;
 
-/// A credential that must never reach a log line.
-///
-/// `Debug` prints a placeholder and there is deliberately no `Display` or `Serialize`, so a
-/// secret cannot end up in `tracing` output or an error message by accident; code that really
-/// needs the value calls [`Secret::expose`], which is easy to grep for.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a credential.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The raw value, for the few places that send or hash it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self::new(value)
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
+/// Credentials are `gsko_model::Secret`: `Debug` prints `***`, the value only through
+/// [`Secret::expose`].
+pub use gsko_model::Secret;
 
 /// Bounded retry with exponential backoff for calls that are safe to repeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

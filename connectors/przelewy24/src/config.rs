@@ -2,49 +2,11 @@
 //! reflex) cannot leak the keys that let anyone register or verify payments in the
 //! municipality's name.
 
-use std::fmt;
 use std::time::Duration;
 
-/// A secret string (API key, CRC key). `Debug` and `Display` print `***`; the value is only
-/// reachable through [`Secret::expose`], which makes every use greppable.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself. Call only where the protocol needs it (Basic auth, `sign`).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self::new(value)
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self::new(value)
-    }
-}
+/// Credentials are `gsko_model::Secret`: `Debug` prints `***`, the value only through
+/// [`Secret::expose`].
+pub use gsko_model::Secret;
 
 /// Bounded retry for the operations that are safe to repeat. Delays double from `base_delay`
 /// up to `max_delay`; `max_attempts` counts the first try.

@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::fmt;
+
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -51,35 +51,19 @@ pub enum SecretSource {
     Value(String),
 }
 
-/// A resolved secret; its `Debug` and `Display` never show the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+/// A resolved secret (`gsko_model::Secret`): its `Debug` never shows the value.
+pub use gsko_model::Secret;
 
 impl SecretSource {
     pub fn resolve(&self) -> Result<Secret, String> {
         match self {
             SecretSource::Env(name) => std::env::var(name)
-                .map(Secret)
+                .map(Secret::new)
                 .map_err(|_| format!("environment variable {name} is not set")),
             SecretSource::File(p) => std::fs::read_to_string(p)
-                .map(|s| Secret(s.trim_end_matches(['\n', '\r']).to_owned()))
+                .map(|s| Secret::new(s.trim_end_matches(['\n', '\r']).to_owned()))
                 .map_err(|e| format!("cannot read secret file {}: {e}", p.display())),
-            SecretSource::Value(v) => Ok(Secret(v.clone())),
+            SecretSource::Value(v) => Ok(Secret::new(v.clone())),
         }
     }
 }

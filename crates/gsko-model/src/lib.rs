@@ -5,8 +5,10 @@ pub mod event;
 pub mod ids;
 pub mod money;
 pub mod payload;
+pub mod secret;
 
 pub use event::{Event, EventData, EventError, MessageType, CONTENT_TYPE};
 pub use ids::{IdError, Nip, Nrb, Pesel, Regon, Teryt};
 pub use money::{Amount, AmountError};
 pub use payload::*;
+pub use secret::Secret;
