@@ -76,10 +76,15 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// An event in CloudEvents structured JSON mode, routed by type and tenant.
+    /// An event (or command) in CloudEvents structured JSON mode, routed by type and tenant;
+    /// commands go to the commands exchange.
     pub fn event(e: &gsko_model::Event) -> Self {
         Outgoing {
-            exchange: Exchange::Events,
+            exchange: if e.message_type().is_command() {
+                Exchange::Commands
+            } else {
+                Exchange::Events
+            },
             routing_key: e.routing_key(),
             message_id: e.id.to_string(),
             tenant: e.tenant.to_string(),

@@ -18,17 +18,26 @@ pub struct Topology {
 
 /// The projector's queue: every event, every tenant.
 pub const PROJECTOR_QUEUE: &str = "gsko.projector";
+/// The RADIX connector's queue of `payment.book` commands (all tenants).
+pub const BOOKING_QUEUE: &str = "gsko.radix.book";
 /// Where messages that keep failing wait for an admin.
 pub const PARKING_QUEUE: &str = "gsko.parked";
 
 impl Default for Topology {
     fn default() -> Self {
         Topology {
-            queues: vec![QueueSpec {
-                name: PROJECTOR_QUEUE.to_owned(),
-                exchange: crate::Exchange::Events,
-                bindings: vec!["pl.gsko.#".to_owned()],
-            }],
+            queues: vec![
+                QueueSpec {
+                    name: PROJECTOR_QUEUE.to_owned(),
+                    exchange: crate::Exchange::Events,
+                    bindings: vec!["pl.gsko.#".to_owned()],
+                },
+                QueueSpec {
+                    name: BOOKING_QUEUE.to_owned(),
+                    exchange: crate::Exchange::Commands,
+                    bindings: vec!["pl.gsko.payment.book.#".to_owned()],
+                },
+            ],
             retry_ladder: crate::default_retry_ladder(),
         }
     }

@@ -103,10 +103,14 @@ pub enum MessageType {
     BalanceReported,
     RecordRejected,
     ImportCompleted,
+    PaymentSettled,
+    PaymentBook,
+    PaymentBooked,
+    PaymentUnmatched,
 }
 
 impl MessageType {
-    pub const ALL: [MessageType; 7] = [
+    pub const ALL: [MessageType; 11] = [
         MessageType::TaxpayerUpserted,
         MessageType::TaxAccountUpserted,
         MessageType::LiabilityUpserted,
@@ -114,6 +118,10 @@ impl MessageType {
         MessageType::BalanceReported,
         MessageType::RecordRejected,
         MessageType::ImportCompleted,
+        MessageType::PaymentSettled,
+        MessageType::PaymentBook,
+        MessageType::PaymentBooked,
+        MessageType::PaymentUnmatched,
     ];
 
     /// The CloudEvents `type`, e.g. `pl.gsko.liability.upserted.v1`.
@@ -126,7 +134,17 @@ impl MessageType {
             MessageType::BalanceReported => "pl.gsko.balance.reported.v1",
             MessageType::RecordRejected => "pl.gsko.import.record-rejected.v1",
             MessageType::ImportCompleted => "pl.gsko.import.completed.v1",
+            MessageType::PaymentSettled => "pl.gsko.payment.settled.v1",
+            MessageType::PaymentBook => "pl.gsko.payment.book.v1",
+            MessageType::PaymentBooked => "pl.gsko.payment.booked.v1",
+            MessageType::PaymentUnmatched => "pl.gsko.payment.unmatched.v1",
         }
+    }
+
+    /// Commands ask one connector to act and travel on the commands exchange; everything else
+    /// is an event (what happened) on the events exchange.
+    pub fn is_command(self) -> bool {
+        matches!(self, MessageType::PaymentBook)
     }
 
     pub fn from_type_name(s: &str) -> Option<MessageType> {
@@ -153,6 +171,10 @@ pub enum EventData {
     BalanceReported(Balance),
     RecordRejected(RejectedRecord),
     ImportCompleted(ImportCompleted),
+    PaymentSettled(Payment),
+    PaymentBook(Payment),
+    PaymentBooked(PaymentBooked),
+    PaymentUnmatched(UnmatchedPayment),
 }
 
 impl EventData {
@@ -165,6 +187,10 @@ impl EventData {
             EventData::BalanceReported(_) => MessageType::BalanceReported,
             EventData::RecordRejected(_) => MessageType::RecordRejected,
             EventData::ImportCompleted(_) => MessageType::ImportCompleted,
+            EventData::PaymentSettled(_) => MessageType::PaymentSettled,
+            EventData::PaymentBook(_) => MessageType::PaymentBook,
+            EventData::PaymentBooked(_) => MessageType::PaymentBooked,
+            EventData::PaymentUnmatched(_) => MessageType::PaymentUnmatched,
         }
     }
 
@@ -178,6 +204,13 @@ impl EventData {
             EventData::BalanceReported(d) => format!("balance/{}", d.account_id),
             EventData::RecordRejected(d) => format!("import/{}/line/{}", d.file_sha256, d.line),
             EventData::ImportCompleted(d) => format!("import/{}", d.file_sha256),
+            EventData::PaymentSettled(d) | EventData::PaymentBook(d) => {
+                format!("payment/{}", d.payment_id)
+            }
+            EventData::PaymentBooked(d) => {
+                format!("payment/{}/posting/{}", d.payment_id, d.posting_id)
+            }
+            EventData::PaymentUnmatched(d) => format!("payment/{}", d.payment_id),
         }
     }
 
@@ -190,6 +223,9 @@ impl EventData {
             EventData::BalanceReported(d) => serde_json::to_value(d),
             EventData::RecordRejected(d) => serde_json::to_value(d),
             EventData::ImportCompleted(d) => serde_json::to_value(d),
+            EventData::PaymentSettled(d) | EventData::PaymentBook(d) => serde_json::to_value(d),
+            EventData::PaymentBooked(d) => serde_json::to_value(d),
+            EventData::PaymentUnmatched(d) => serde_json::to_value(d),
         };
         v.expect("payloads serialize infallibly")
     }
@@ -209,9 +245,18 @@ impl EventData {
             MessageType::BalanceReported => EventData::BalanceReported(serde_json::from_value(v)?),
             MessageType::RecordRejected => EventData::RecordRejected(serde_json::from_value(v)?),
             MessageType::ImportCompleted => EventData::ImportCompleted(serde_json::from_value(v)?),
+            MessageType::PaymentSettled => EventData::PaymentSettled(serde_json::from_value(v)?),
+            MessageType::PaymentBook => EventData::PaymentBook(serde_json::from_value(v)?),
+            MessageType::PaymentBooked => EventData::PaymentBooked(serde_json::from_value(v)?),
+            MessageType::PaymentUnmatched => {
+                EventData::PaymentUnmatched(serde_json::from_value(v)?)
+            }
         })
     }
 }
+
+/// Namespace of [`Event::with_stable_id`] (a fixed random UUID; changing it changes every id).
+const STABLE_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6a0f_3c52_9d1e_4b8a_a7c3_51e2_0f9b_d4e6);
 
 /// A normalized GSKO message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,6 +312,20 @@ impl Event {
         }
     }
 
+    /// Replaces the fresh id with one derived from the message's meaning (UUIDv5 of tenant,
+    /// type and `key`), for producers that may send the same message again after a crash:
+    /// the copy then carries the same id, and consumers can recognise it.
+    pub fn with_stable_id(mut self, key: &str) -> Self {
+        let name = format!(
+            "{}/{}/{}",
+            self.tenant,
+            self.message_type().type_name(),
+            key
+        );
+        self.id = Uuid::new_v5(&STABLE_ID_NAMESPACE, name.as_bytes());
+        self
+    }
+
     pub fn with_correlation(mut self, id: impl Into<String>) -> Self {
         self.correlation_id = Some(id.into());
         self
@@ -276,8 +335,11 @@ impl Event {
         self.data.message_type()
     }
 
-    /// AMQP routing key on the events exchange: `<type>.<tenant>`, so that a consumer can bind
-    /// `pl.gsko.liability.#` (one type, all tenants) or `#.1465011` (one tenant, all types).
+    /// AMQP routing key: `<type>.<tenant>`, so that a consumer can bind `pl.gsko.liability.#`
+    /// (one type, all tenants) or `#.1465011` (one tenant, all types). The same form on both
+    /// exchanges: events on `gsko.events`, commands ([`MessageType::is_command`]) on
+    /// `gsko.commands`, e.g. `pl.gsko.payment.book.v1.1465011` for the RADIX connector's queue
+    /// `gsko.radix.book` bound with `pl.gsko.payment.book.#`.
     pub fn routing_key(&self) -> String {
         format!("{}.{}", self.message_type().type_name(), self.tenant)
     }

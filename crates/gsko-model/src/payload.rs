@@ -315,3 +315,124 @@ pub struct ImportCompleted {
     pub records_accepted: u64,
     pub records_rejected: u64,
 }
+
+/// How a payment reached the municipality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentChannel {
+    Przelewy24,
+    Payu,
+    /// A transfer seen on the municipality's bank statement (usually to a virtual account).
+    BankTransfer,
+}
+
+impl PaymentChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentChannel::Przelewy24 => "przelewy24",
+            PaymentChannel::Payu => "payu",
+            PaymentChannel::BankTransfer => "bank_transfer",
+        }
+    }
+}
+
+/// What part of a payment goes to which tax account, and (when the resident chose it) to which
+/// liability and installment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentItem {
+    pub account_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liability_id: Option<String>,
+    /// Only together with `liability_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installment_seq: Option<u8>,
+    pub amount: Amount,
+}
+
+/// A payment that reached the municipality: the body of both `pl.gsko.payment.settled.v1`
+/// (the event: money is in) and `pl.gsko.payment.book.v1` (the command to the tenant's RADIX
+/// connector: hand it to the ledger).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Payment {
+    /// GSKO's stable id of the payment (`p24-…`, `payu-…`, `bank-…`); the ledger echoes it back
+    /// in the posting that books it, so it must survive its file formats (ASCII, ≤ 35 chars).
+    pub payment_id: String,
+    pub channel: PaymentChannel,
+    /// The whole amount; equals the sum of `items`.
+    pub amount: Amount,
+    /// The legal payment date (Ordynacja podatkowa art. 60): the day the payment was
+    /// authorized (gateway) or the payer's account debited (bank transfer), not the day the
+    /// municipality's account was credited.
+    pub paid_on: NaiveDate,
+    /// The day the municipality learned of it (notification or statement date).
+    pub received_on: NaiveDate,
+    /// At least one.
+    pub items: Vec<PaymentItem>,
+    /// The gateway's transaction id (P24 `orderId`, PayU `orderId`) or the bank's reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_ref: Option<String>,
+    /// The virtual account the transfer was made to, for bank transfers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_account: Option<Nrb>,
+    /// The transfer title as the payer wrote it, or the order's description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+/// The ledger booked (part of) a payment (`pl.gsko.payment.booked.v1`): its export holds a
+/// posting that names the payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentBooked {
+    pub payment_id: String,
+    pub account_id: String,
+    pub posting_id: String,
+    pub amount: Amount,
+    /// The posting's value date.
+    pub booked_on: NaiveDate,
+}
+
+/// Why a payment could not be attributed and booked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnmatchedReason {
+    /// A transfer to a virtual account no tax account of the tenant has.
+    UnknownVirtualAccount,
+    /// Neither a virtual account nor the title identifies the taxpayer.
+    Unidentified,
+    /// The gateway reports an amount other than the order's.
+    AmountMismatch,
+    /// The same payment was already received (another statement line or another order).
+    Duplicate,
+    /// A gateway payout on the statement does not add up to the payments it should settle.
+    PayoutMismatch,
+}
+
+/// A payment kept for an admin instead of being booked (`pl.gsko.payment.unmatched.v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnmatchedPayment {
+    /// Stable id of what was seen (statement line, gateway session), so a re-import does not
+    /// list it twice.
+    pub payment_id: String,
+    pub channel: PaymentChannel,
+    pub amount: Amount,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_on: Option<NaiveDate>,
+    pub reason: UnmatchedReason,
+    /// What exactly did not match, for the admin (may name accounts and amounts: stored, never
+    /// logged).
+    pub detail: String,
+    /// Where it was seen: `file:line` of a statement, or the gateway and session id.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_account: Option<Nrb>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The raw record (statement entry or notification body) as received.
+    pub raw: String,
+}

@@ -12,7 +12,11 @@
 //!
 //! What a JSON Schema cannot say and the model checks: checksums of PESEL/NIP/REGON/NRB, a
 //! PESEL's date of birth, and that an integer is written without a fraction (`1.0` is an integer
-//! for JSON Schema, not for serde).
+//! for JSON Schema, not for serde). What neither checks: that a payment's `items` add up to its
+//! `amount` (documented in both; the producers' and consumers' business).
+//!
+//! Commands (`MessageType::is_command`, e.g. `pl.gsko.payment.book.v1`) are messages like any
+//! other here: one schema each, the same checks.
 //!
 //! Each check returns the problems it found instead of panicking, so that
 //! [`deliberately_broken_schemas_are_caught`] can run the same checks against sabotaged copies
@@ -190,6 +194,30 @@ fn holder_roles() -> Vec<HolderRole> {
     all
 }
 
+fn payment_channels() -> Vec<PaymentChannel> {
+    use PaymentChannel::*;
+    let all = vec![Przelewy24, Payu, BankTransfer];
+    all.iter().for_each(|k| match k {
+        Przelewy24 | Payu | BankTransfer => {}
+    });
+    all
+}
+
+fn unmatched_reasons() -> Vec<UnmatchedReason> {
+    use UnmatchedReason::*;
+    let all = vec![
+        UnknownVirtualAccount,
+        Unidentified,
+        AmountMismatch,
+        Duplicate,
+        PayoutMismatch,
+    ];
+    all.iter().for_each(|k| match k {
+        UnknownVirtualAccount | Unidentified | AmountMismatch | Duplicate | PayoutMismatch => {}
+    });
+    all
+}
+
 fn check_enums(s: &Schemas) -> Vec<String> {
     let defs = &s.common["$defs"];
     let schema_enum = |name: &str| -> BTreeSet<String> {
@@ -208,6 +236,8 @@ fn check_enums(s: &Schemas) -> Vec<String> {
         ("taxpayerKind", serde_names(&taxpayer_kinds())),
         ("contactKind", serde_names(&contact_kinds())),
         ("holderRole", serde_names(&holder_roles())),
+        ("paymentChannel", serde_names(&payment_channels())),
+        ("unmatchedReason", serde_names(&unmatched_reasons())),
     ] {
         if schema_enum(name) != rust {
             problems.push(format!(
@@ -221,6 +251,9 @@ fn check_enums(s: &Schemas) -> Vec<String> {
         assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
     }
     for k in PostingKind::ALL {
+        assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+    }
+    for k in payment_channels() {
         assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
     }
     problems
@@ -467,6 +500,84 @@ fn rust_events() -> Vec<Event> {
             records_rejected: 0,
         }));
     }
+    let virtual_account = || Nrb::parse("61109010140000071219812874").unwrap();
+    for (i, channel) in payment_channels().into_iter().enumerate() {
+        for some in [true, false] {
+            let items = if some {
+                vec![
+                    PaymentItem {
+                        account_id: "A-1".into(),
+                        liability_id: Some("L-1".into()),
+                        installment_seq: Some(255),
+                        amount: amt(25_075),
+                    },
+                    PaymentItem {
+                        account_id: "A-2".into(),
+                        liability_id: Some("L-2".into()),
+                        installment_seq: None,
+                        amount: amt(0),
+                    },
+                ]
+            } else {
+                vec![PaymentItem {
+                    account_id: "A-1".into(),
+                    liability_id: None,
+                    installment_seq: None,
+                    amount: amt(i64::MAX),
+                }]
+            };
+            let amount = items
+                .iter()
+                .try_fold(Amount::ZERO, |sum, item| sum.checked_add(item.amount))
+                .unwrap();
+            let short_id = format!("{}-{i}", channel.as_str());
+            let payment = Payment {
+                // The longest id the ledger takes (35 characters), and a short one.
+                payment_id: if some {
+                    format!("{short_id:-<35}")
+                } else {
+                    short_id
+                },
+                channel,
+                amount,
+                paid_on: d(2026, 3, 13),
+                received_on: d(2026, 3, 16),
+                items,
+                external_ref: some.then(|| "4183516932".into()),
+                virtual_account: some.then(virtual_account),
+                title: some.then(|| "Podatek „od nieruchomości” 2026 & <rata 1>".into()),
+            };
+            data.push(EventData::PaymentSettled(payment.clone()));
+            data.push(EventData::PaymentBook(payment));
+        }
+    }
+    for (i, amount) in [0, i64::MAX].into_iter().enumerate() {
+        data.push(EventData::PaymentBooked(PaymentBooked {
+            payment_id: format!("bank-20260316-{i:06}"),
+            account_id: "A-1".into(),
+            posting_id: format!("P-{i}"),
+            amount: amt(amount),
+            booked_on: d(2026, 3, 13),
+        }));
+    }
+    let channels = payment_channels();
+    for (i, reason) in unmatched_reasons().into_iter().enumerate() {
+        let some = i % 2 == 0;
+        data.push(EventData::PaymentUnmatched(UnmatchedPayment {
+            // Not a GSKO payment id: whatever identifies what was seen.
+            payment_id: format!("statement 20260316.sta/line {i}"),
+            channel: channels[i % channels.len()],
+            amount: amt(i as i64 * 100),
+            paid_on: some.then(|| d(2026, 3, 13)),
+            reason,
+            detail: "rachunek wirtualny nieznany".into(),
+            source: format!("20260316.sta:{i}"),
+            external_ref: some.then(|| "CEN2603131234568".into()),
+            virtual_account: some.then(virtual_account),
+            title: some.then(|| "OPLATA ZA PSA 2026".into()),
+            raw: ":61:2603130313C150,00NTRFNONREF\n:86:152~00PRZELEW".into(),
+        }));
+    }
     let tenant = Teryt::parse("0201043").unwrap();
     data.into_iter()
         .enumerate()
@@ -474,6 +585,10 @@ fn rust_events() -> Vec<Event> {
             let mut e = Event::new("/gsko/radix/0201043", tenant.clone(), i as i64 - 3, data);
             if i % 2 == 0 {
                 e = e.with_correlation(format!("corr-{i}"));
+            }
+            if i % 4 == 1 {
+                // A UUIDv5 id, as producers that may resend a message give it.
+                e = e.with_stable_id(&format!("key-{i}"));
             }
             if i % 3 == 0 {
                 // Whole seconds serialize without a fraction; cover both shapes of `time`.
@@ -613,6 +728,21 @@ fn schema_may_be_stricter(m: &Mutation) -> Option<&'static str> {
         ("/data/holders", Some(v)) if v == &json!([]) => {
             Some("an account is held by one or more taxpayers")
         }
+        ("/data/items", Some(v)) if v == &json!([]) => Some(
+            "a payment goes to one or more tax accounts (Payment::items is documented as at least one); an empty list cannot be booked",
+        ),
+        ("/data/payment_id", Some(v)) if v == "" => Some(
+            "GSKO's payment ids are 1 to 35 printable ASCII characters, as Payment::payment_id documents: the ledger echoes them back in its files",
+        ),
+        (p, None)
+            if matches!(m, Mutation::Remove(_))
+                && p.starts_with("/data/items/")
+                && last == "liability_id" =>
+        {
+            Some(
+                "an installment number means nothing without its liability (PaymentItem::installment_seq is documented as only together with liability_id)",
+            )
+        }
         _ => None,
     }
 }
@@ -646,7 +776,7 @@ fn mutations_of(example: &Value) -> Vec<Mutation> {
 }
 
 /// Every reason [`schema_may_be_stricter`] can give, so that a stale entry is noticed.
-const STRICTER_REASONS: usize = 5;
+const STRICTER_REASONS: usize = 8;
 
 struct MutationReport {
     problems: Vec<String>,
@@ -794,6 +924,149 @@ fn check_named_mutations(s: &Schemas) -> Vec<String> {
     problems
 }
 
+/// The payment messages' own named mutations: each must be rejected by both.
+fn check_named_payment_mutations(s: &Schemas) -> Vec<String> {
+    let mut problems = Vec::new();
+    let path = |m: &Mutation| match m {
+        Mutation::Replace(p, _) | Mutation::Remove(p) | Mutation::AddMember(p) => p.clone(),
+    };
+    let r = |p: &str, v: Value| Mutation::Replace(p.into(), v);
+    let cases: Vec<(MessageType, &str, Mutation)> = vec![
+        (
+            MessageType::PaymentSettled,
+            "unknown payment channel",
+            r("/data/channel", json!("blik")),
+        ),
+        (
+            MessageType::PaymentSettled,
+            "negative item amount",
+            r("/data/items/0/amount", json!(-1)),
+        ),
+        (
+            MessageType::PaymentSettled,
+            "amount in złoty",
+            r("/data/amount", json!(250.75)),
+        ),
+        (
+            MessageType::PaymentSettled,
+            "missing paid_on",
+            Mutation::Remove("/data/paid_on".into()),
+        ),
+        (
+            MessageType::PaymentSettled,
+            "paid_on as a timestamp",
+            r("/data/paid_on", json!("2026-03-13T10:00:00Z")),
+        ),
+        (
+            MessageType::PaymentSettled,
+            "virtual account with the PL prefix",
+            r(
+                "/data/virtual_account",
+                json!("PL61109010140000071219812874"),
+            ),
+        ),
+        (
+            MessageType::PaymentSettled,
+            "extra field in an item",
+            Mutation::AddMember("/data/items/0".into()),
+        ),
+        (
+            MessageType::PaymentSettled,
+            "missing items",
+            Mutation::Remove("/data/items".into()),
+        ),
+        (
+            MessageType::PaymentBook,
+            "a book command relabelled as the settled event",
+            r("/type", json!("pl.gsko.payment.settled.v1")),
+        ),
+        (
+            MessageType::PaymentBooked,
+            "missing posting_id",
+            Mutation::Remove("/data/posting_id".into()),
+        ),
+        (
+            MessageType::PaymentUnmatched,
+            "unknown reason",
+            r("/data/reason", json!("lost")),
+        ),
+        (
+            MessageType::PaymentUnmatched,
+            "missing raw record",
+            Mutation::Remove("/data/raw".into()),
+        ),
+    ];
+    for (t, name, m) in cases {
+        // The first example that has the field to mutate.
+        let example = examples(s, t)
+            .into_iter()
+            .find(|e| e.pointer(&path(&m)).is_some());
+        let (Some(example), Ok(validator)) = (example, s.validator(t)) else {
+            problems.push(format!(
+                "{name}: no {} example has {} (or the schema does not compile)",
+                t.schema_file(),
+                path(&m)
+            ));
+            continue;
+        };
+        let v = apply(&example, &m);
+        if rust_accepts(&v) {
+            problems.push(format!("{name}: the model was expected to reject it"));
+        }
+        if validator.is_valid(&v) {
+            problems.push(format!("{name}: the schema accepts it"));
+        }
+    }
+    // Deliberately stricter (see schema_may_be_stricter): an installment 0 or one without its
+    // liability, a payment id the ledger could not echo. The model reads them; the schema
+    // must not.
+    if let Ok(validator) = s.validator(MessageType::PaymentBook) {
+        let item_with_seq = examples(s, MessageType::PaymentBook)
+            .into_iter()
+            .find_map(|e| {
+                let items = e["data"]["items"].as_array()?;
+                let i = items.iter().position(|i| i["installment_seq"].is_u64())?;
+                Some((e.clone(), i))
+            });
+        match item_with_seq {
+            None => problems.push("no book example has an item with an installment".into()),
+            Some((example, i)) => {
+                let stricter = [
+                    (
+                        "an installment without its liability",
+                        Mutation::Remove(format!("/data/items/{i}/liability_id")),
+                    ),
+                    (
+                        "installment 0",
+                        r(&format!("/data/items/{i}/installment_seq"), json!(0)),
+                    ),
+                    ("an empty payment id", r("/data/payment_id", json!(""))),
+                    (
+                        "a 36-character payment id",
+                        r("/data/payment_id", json!("p".repeat(36))),
+                    ),
+                    (
+                        "a payment id with a space",
+                        r("/data/payment_id", json!("p24 4183516932")),
+                    ),
+                ];
+                for (name, m) in stricter {
+                    let v = apply(&example, &m);
+                    if !rust_accepts(&v) {
+                        problems.push(format!(
+                            "{name}: the model now rejects it; drop the STRICTER entry"
+                        ));
+                    }
+                    if validator.is_valid(&v) {
+                        problems.push(format!("{name}: the schema accepts it"));
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
 fn all_problems(s: &Schemas) -> Vec<String> {
     let mut p = check_files_and_identity(s);
     p.extend(check_enums(s));
@@ -801,6 +1074,7 @@ fn all_problems(s: &Schemas) -> Vec<String> {
     p.extend(check_rust_events(s));
     p.extend(check_mutations(s).problems);
     p.extend(check_named_mutations(s));
+    p.extend(check_named_payment_mutations(s));
     p
 }
 
@@ -864,6 +1138,11 @@ fn what_the_model_rejects_the_schema_rejects() {
 #[test]
 fn named_mutations_are_rejected_by_both() {
     assert_none(check_named_mutations(&Schemas::load()));
+}
+
+#[test]
+fn named_payment_mutations_are_rejected_by_both() {
+    assert_none(check_named_payment_mutations(&Schemas::load()));
 }
 
 /// The checks above can fail: each sabotage of the schemas must be reported by them.
@@ -939,6 +1218,60 @@ fn deliberately_broken_schemas_are_caught() {
         }),
         ("PESEL pattern accepts anything", |s| {
             s.common["$defs"]["pesel"] = json!({"type": "string"});
+        }),
+        ("payment channel enum lacks payu", |s| {
+            s.common["$defs"]["paymentChannel"]["enum"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|v| v != "payu");
+        }),
+        ("unmatched reason enum has an extra value", |s| {
+            s.common["$defs"]["unmatchedReason"]["enum"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("lost"));
+        }),
+        ("payment paid_on not required", |s| {
+            s.common["$defs"]["payment"]["required"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|v| v != "paid_on");
+        }),
+        ("payment item allows unknown fields", |s| {
+            s.common["$defs"]["paymentItem"]
+                .as_object_mut()
+                .unwrap()
+                .remove("additionalProperties");
+        }),
+        ("payment virtual account accepts the PL prefix", |s| {
+            s.common["$defs"]["payment"]["properties"]["virtual_account"] =
+                json!({"type": "string"});
+        }),
+        ("book command data is not a payment", |s| {
+            s.schema_mut(MessageType::PaymentBook)["properties"]["data"] =
+                json!({"type": "object"});
+        }),
+        ("book command schema names the settled event", |s| {
+            s.schema_mut(MessageType::PaymentBook)["properties"]["type"]["const"] =
+                json!("pl.gsko.payment.settled.v1");
+        }),
+        ("booked subject lacks the posting", |s| {
+            s.schema_mut(MessageType::PaymentBooked)["properties"]["subject"]["pattern"] =
+                json!("^payment/[^/]+$");
+        }),
+        ("unmatched paid_on typed as a date-time", |s| {
+            s.schema_mut(MessageType::PaymentUnmatched)["properties"]["data"]["properties"]
+                ["paid_on"] = json!({"$ref": "common.json#/$defs/dateTime"});
+        }),
+        ("unmatched schema allows unknown fields", |s| {
+            s.schema_mut(MessageType::PaymentUnmatched)["properties"]["data"]
+                .as_object_mut()
+                .unwrap()
+                .remove("additionalProperties");
+        }),
+        ("settled example has an installment 0", |s| {
+            s.schema_mut(MessageType::PaymentSettled)["examples"][0]["data"]["items"][0]
+                ["installment_seq"] = json!(0);
         }),
     ];
     let good = Schemas::load();
