@@ -7,7 +7,7 @@ use gsko_model::*;
 use gsko_projector::{Projector, ProjectorConfig, ProjectorStats};
 use gsko_store::{
     ApplyOutcome, ImportRow, RejectedRecordRow, ResidentView, SqliteStore, Store, StoreError,
-    TableCounts,
+    TableCounts, UnmatchedPaymentRow,
 };
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -110,6 +110,13 @@ impl Store for FlakyStore {
     }
     async fn imports(&self, tenant: &Teryt, limit: u32) -> Result<Vec<ImportRow>, StoreError> {
         self.inner.imports(tenant, limit).await
+    }
+    async fn unmatched_payments(
+        &self,
+        tenant: &Teryt,
+        limit: u32,
+    ) -> Result<Vec<UnmatchedPaymentRow>, StoreError> {
+        self.inner.unmatched_payments(tenant, limit).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await

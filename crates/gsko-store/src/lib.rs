@@ -3,7 +3,14 @@
 //!
 //! `apply` is idempotent: a record (taxpayer, account, liability, posting, balance) is replaced
 //! only by a higher `source_version` of itself, so duplicates, replays and reordering are
-//! harmless. Every table carries the tenant (TERYT).
+//! harmless. Records without versions (rejected records, imports, settled payments, their
+//! bookings, unmatched payments) are facts: the first event of a key stays, later copies are
+//! ignored. A `payment.book` command is not part of the view and writes nothing. Every table
+//! carries the tenant (TERYT).
+//!
+//! Beside the view, [`PaymentStore`] keeps the payment service's own records (baskets, gateway
+//! orders, settlements, the notification audit and the transactional outbox) in the same
+//! database.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -11,12 +18,15 @@ use gsko_model::{Event, Pesel, Teryt};
 use serde::Serialize;
 
 mod error;
+mod payment_sql;
+pub mod payments;
 mod plan;
 pub mod postgres;
 mod read;
 pub mod sqlite;
 pub mod view;
 
+pub use payments::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use view::*;
@@ -85,6 +95,13 @@ pub trait Store: Send + Sync {
     /// Imports that completed, newest first.
     async fn imports(&self, tenant: &Teryt, limit: u32) -> Result<Vec<ImportRow>, StoreError>;
 
+    /// Payments kept for an admin instead of being booked, newest first.
+    async fn unmatched_payments(
+        &self,
+        tenant: &Teryt,
+        limit: u32,
+    ) -> Result<Vec<UnmatchedPaymentRow>, StoreError>;
+
     /// Cheap liveness probe of the database (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -100,12 +117,20 @@ pub struct TableCounts {
     pub postings: u64,
     pub balances: u64,
     pub rejected_records: u64,
+    pub payments: u64,
+    pub unmatched_payments: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RejectedRecordRow {
     pub received_at: DateTime<Utc>,
     pub record: gsko_model::RejectedRecord,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnmatchedPaymentRow {
+    pub received_at: DateTime<Utc>,
+    pub payment: gsko_model::UnmatchedPayment,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -10,7 +10,7 @@
 
 use crate::StoreError;
 use chrono::{DateTime, NaiveDate, Utc};
-use gsko_model::{Event, EventData, HolderRole, TaxpayerKind};
+use gsko_model::{Event, EventData, HolderRole, TaxpayerKind, UnmatchedReason};
 use serde::Serialize;
 use std::collections::btree_map::{BTreeMap, Entry};
 
@@ -85,6 +85,44 @@ pub(crate) struct ImportRow<'a> {
     pub payload: String,
 }
 
+/// One item of a settled payment (its position in the payment's `items`).
+pub(crate) struct PaymentItemRow<'a> {
+    pub item_no: i32,
+    pub account_id: &'a str,
+    pub liability_id: Option<&'a str>,
+    pub installment_seq: Option<i32>,
+    pub amount_grosze: i64,
+}
+
+pub(crate) struct PaymentRow<'a> {
+    pub tenant: &'a str,
+    pub payment_id: &'a str,
+    pub channel: &'static str,
+    pub amount_grosze: i64,
+    pub paid_on: NaiveDate,
+    pub received_on: NaiveDate,
+    pub payload: String,
+    pub items: Vec<PaymentItemRow<'a>>,
+}
+
+pub(crate) struct BookingRow<'a> {
+    pub tenant: &'a str,
+    pub payment_id: &'a str,
+    pub posting_id: &'a str,
+    pub account_id: &'a str,
+    pub amount_grosze: i64,
+    pub booked_on: NaiveDate,
+    pub payload: String,
+}
+
+pub(crate) struct UnmatchedRow<'a> {
+    pub tenant: &'a str,
+    pub payment_id: &'a str,
+    pub reason: &'static str,
+    pub received_at: DateTime<Utc>,
+    pub payload: String,
+}
+
 /// The rows of one batch, deduplicated and sorted by key.
 #[derive(Default)]
 pub(crate) struct Plan<'a> {
@@ -95,6 +133,9 @@ pub(crate) struct Plan<'a> {
     pub balances: Vec<BalanceRow<'a>>,
     pub rejected: Vec<RejectedRow<'a>>,
     pub imports: Vec<ImportRow<'a>>,
+    pub payments: Vec<PaymentRow<'a>>,
+    pub bookings: Vec<BookingRow<'a>>,
+    pub unmatched: Vec<UnmatchedRow<'a>>,
 }
 
 /// Keeps, per key, the event with the highest version (the first on a tie).
@@ -121,6 +162,14 @@ impl<'a, K: Ord, T> Latest<'a, K, T> {
                 }
             }
         }
+    }
+
+    /// Keeps the first event offered for a key: for records that are never replaced (a
+    /// payment is settled once), whatever their version.
+    fn offer_first(&mut self, key: K, event: &'a Event, data: &'a T) {
+        self.map
+            .entry(key)
+            .or_insert((event.source_version, event, data));
     }
 
     fn into_values(self) -> impl Iterator<Item = (&'a Event, &'a T)> {
@@ -164,6 +213,16 @@ pub(crate) fn taxpayer_kind(k: TaxpayerKind) -> &'static str {
     }
 }
 
+pub(crate) fn unmatched_reason(r: UnmatchedReason) -> &'static str {
+    match r {
+        UnmatchedReason::UnknownVirtualAccount => "unknown_virtual_account",
+        UnmatchedReason::Unidentified => "unidentified",
+        UnmatchedReason::AmountMismatch => "amount_mismatch",
+        UnmatchedReason::Duplicate => "duplicate",
+        UnmatchedReason::PayoutMismatch => "payout_mismatch",
+    }
+}
+
 pub(crate) fn holder_role(r: HolderRole) -> &'static str {
     match r {
         HolderRole::Owner => "owner",
@@ -180,6 +239,9 @@ impl<'a> Plan<'a> {
         let mut balances = Latest::new();
         let mut rejected = Latest::new();
         let mut imports = Latest::new();
+        let mut payments = Latest::new();
+        let mut bookings = Latest::new();
+        let mut unmatched = Latest::new();
         for e in events {
             let t = e.tenant.as_str();
             match &e.data {
@@ -199,6 +261,20 @@ impl<'a> Plan<'a> {
                     rejected.offer((t, d.file_sha256.as_str(), d.line), e, d)
                 }
                 EventData::ImportCompleted(d) => imports.offer((t, d.file_sha256.as_str()), e, d),
+                // A payment, its bookings and an unmatched payment are facts that do not change:
+                // the first event stays, in the batch as in the table.
+                EventData::PaymentSettled(d) => {
+                    payments.offer_first((t, d.payment_id.as_str()), e, d)
+                }
+                EventData::PaymentBooked(d) => {
+                    bookings.offer_first((t, d.payment_id.as_str(), d.posting_id.as_str()), e, d)
+                }
+                EventData::PaymentUnmatched(d) => {
+                    unmatched.offer_first((t, d.payment_id.as_str()), e, d)
+                }
+                // A command to the ledger's connector, not part of the view: it writes nothing
+                // and counts as ignored.
+                EventData::PaymentBook(_) => {}
             }
         }
         let mut plan = Plan::default();
@@ -288,6 +364,50 @@ impl<'a> Plan<'a> {
                 tenant: e.tenant.as_str(),
                 file_sha256: &d.file_sha256,
                 completed_at: e.time,
+                payload: to_json(e, d)?,
+            });
+        }
+        for (e, d) in payments.into_values() {
+            let mut items = Vec::with_capacity(d.items.len());
+            for (i, item) in d.items.iter().enumerate() {
+                items.push(PaymentItemRow {
+                    item_no: i32::try_from(i).map_err(|_| {
+                        StoreError::Database(format!("event {}: too many payment items", e.id))
+                    })?,
+                    account_id: &item.account_id,
+                    liability_id: item.liability_id.as_deref(),
+                    installment_seq: item.installment_seq.map(i32::from),
+                    amount_grosze: item.amount.grosze(),
+                });
+            }
+            plan.payments.push(PaymentRow {
+                tenant: e.tenant.as_str(),
+                payment_id: &d.payment_id,
+                channel: d.channel.as_str(),
+                amount_grosze: d.amount.grosze(),
+                paid_on: d.paid_on,
+                received_on: d.received_on,
+                payload: to_json(e, d)?,
+                items,
+            });
+        }
+        for (e, d) in bookings.into_values() {
+            plan.bookings.push(BookingRow {
+                tenant: e.tenant.as_str(),
+                payment_id: &d.payment_id,
+                posting_id: &d.posting_id,
+                account_id: &d.account_id,
+                amount_grosze: d.amount.grosze(),
+                booked_on: d.booked_on,
+                payload: to_json(e, d)?,
+            });
+        }
+        for (e, d) in unmatched.into_values() {
+            plan.unmatched.push(UnmatchedRow {
+                tenant: e.tenant.as_str(),
+                payment_id: &d.payment_id,
+                reason: unmatched_reason(d.reason),
+                received_at: e.time,
                 payload: to_json(e, d)?,
             });
         }

@@ -7,9 +7,13 @@
 
 use crate::error::{map_sqlx, migrate_err};
 use crate::plan::Plan;
-use crate::read::{allowed_tenants, assemble, ViewRows};
+use crate::read::{
+    allowed_tenants, assemble, resident_bookings_sql, resident_payments_sql, ViewRows,
+    RESIDENT_ACCOUNTS, UNMATCHED_SQL,
+};
 use crate::{
     ApplyOutcome, ImportRow, RejectedRecordRow, ResidentView, Store, StoreError, TableCounts,
+    UnmatchedPaymentRow,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -366,10 +370,140 @@ async fn insert_imports(tx: &mut Tx<'_>, plan: &Plan<'_>) -> Result<u64, StoreEr
     Ok(done.rows_affected())
 }
 
-/// The accounts a resident (all taxpayer records with their PESEL in the tenant) holds.
-const RESIDENT_ACCOUNTS: &str = "SELECT h.account_id FROM account_holders h
-     JOIN taxpayers p ON p.tenant = h.tenant AND p.taxpayer_id = h.taxpayer_id
-     WHERE p.tenant = $1 AND p.pesel = $2";
+/// Inserts the payments not stored yet and, for exactly those, their items.
+async fn insert_payments(tx: &mut Tx<'_>, plan: &Plan<'_>) -> Result<u64, StoreError> {
+    let rows = &plan.payments;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let tenant: Vec<&str> = rows.iter().map(|r| r.tenant).collect();
+    let id: Vec<&str> = rows.iter().map(|r| r.payment_id).collect();
+    let channel: Vec<&str> = rows.iter().map(|r| r.channel).collect();
+    let amount: Vec<i64> = rows.iter().map(|r| r.amount_grosze).collect();
+    let paid_on: Vec<NaiveDate> = rows.iter().map(|r| r.paid_on).collect();
+    let received_on: Vec<NaiveDate> = rows.iter().map(|r| r.received_on).collect();
+    let payload: Vec<&str> = rows.iter().map(|r| r.payload.as_str()).collect();
+    let inserted: Vec<(String, String)> = sqlx::query_as(
+        "INSERT INTO payments (tenant, payment_id, channel, amount_grosze, paid_on, received_on, payload)
+         SELECT u.tenant, u.payment_id, u.channel, u.amount_grosze, u.paid_on, u.received_on, u.payload::jsonb
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::date[], $6::date[], $7::text[])
+              AS u(tenant, payment_id, channel, amount_grosze, paid_on, received_on, payload)
+         ON CONFLICT (tenant, payment_id) DO NOTHING
+         RETURNING tenant, payment_id",
+    )
+    .bind(&tenant)
+    .bind(&id)
+    .bind(&channel)
+    .bind(&amount)
+    .bind(&paid_on)
+    .bind(&received_on)
+    .bind(&payload)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(|e| map_sqlx("insert payments", e))?;
+    if inserted.is_empty() {
+        return Ok(0);
+    }
+    let new: std::collections::HashSet<(&str, &str)> = inserted
+        .iter()
+        .map(|(t, p)| (t.as_str(), p.as_str()))
+        .collect();
+    let (mut i_tenant, mut i_payment, mut i_no, mut i_account) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut i_liability, mut i_installment, mut i_amount) = (Vec::new(), Vec::new(), Vec::new());
+    for r in rows
+        .iter()
+        .filter(|r| new.contains(&(r.tenant, r.payment_id)))
+    {
+        for item in &r.items {
+            i_tenant.push(r.tenant);
+            i_payment.push(r.payment_id);
+            i_no.push(item.item_no);
+            i_account.push(item.account_id);
+            i_liability.push(item.liability_id);
+            i_installment.push(item.installment_seq);
+            i_amount.push(item.amount_grosze);
+        }
+    }
+    if !i_tenant.is_empty() {
+        sqlx::query(
+            "INSERT INTO payment_items (tenant, payment_id, item_no, account_id, liability_id, installment_seq, amount_grosze)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::text[], $5::text[], $6::int4[], $7::bigint[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&i_tenant)
+        .bind(&i_payment)
+        .bind(&i_no)
+        .bind(&i_account)
+        .bind(&i_liability)
+        .bind(&i_installment)
+        .bind(&i_amount)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| map_sqlx("insert payment items", e))?;
+    }
+    Ok(inserted.len() as u64)
+}
+
+async fn insert_bookings(tx: &mut Tx<'_>, plan: &Plan<'_>) -> Result<u64, StoreError> {
+    let rows = &plan.bookings;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let tenant: Vec<&str> = rows.iter().map(|r| r.tenant).collect();
+    let payment: Vec<&str> = rows.iter().map(|r| r.payment_id).collect();
+    let posting: Vec<&str> = rows.iter().map(|r| r.posting_id).collect();
+    let account: Vec<&str> = rows.iter().map(|r| r.account_id).collect();
+    let amount: Vec<i64> = rows.iter().map(|r| r.amount_grosze).collect();
+    let booked_on: Vec<NaiveDate> = rows.iter().map(|r| r.booked_on).collect();
+    let payload: Vec<&str> = rows.iter().map(|r| r.payload.as_str()).collect();
+    let done = sqlx::query(
+        "INSERT INTO payment_bookings (tenant, payment_id, posting_id, account_id, amount_grosze, booked_on, payload)
+         SELECT u.tenant, u.payment_id, u.posting_id, u.account_id, u.amount_grosze, u.booked_on, u.payload::jsonb
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::date[], $7::text[])
+              AS u(tenant, payment_id, posting_id, account_id, amount_grosze, booked_on, payload)
+         ON CONFLICT (tenant, payment_id, posting_id) DO NOTHING",
+    )
+    .bind(&tenant)
+    .bind(&payment)
+    .bind(&posting)
+    .bind(&account)
+    .bind(&amount)
+    .bind(&booked_on)
+    .bind(&payload)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| map_sqlx("insert payment bookings", e))?;
+    Ok(done.rows_affected())
+}
+
+async fn insert_unmatched(tx: &mut Tx<'_>, plan: &Plan<'_>) -> Result<u64, StoreError> {
+    let rows = &plan.unmatched;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let tenant: Vec<&str> = rows.iter().map(|r| r.tenant).collect();
+    let payment: Vec<&str> = rows.iter().map(|r| r.payment_id).collect();
+    let reason: Vec<&str> = rows.iter().map(|r| r.reason).collect();
+    let at: Vec<DateTime<Utc>> = rows.iter().map(|r| r.received_at).collect();
+    let payload: Vec<&str> = rows.iter().map(|r| r.payload.as_str()).collect();
+    let done = sqlx::query(
+        "INSERT INTO unmatched_payments (tenant, payment_id, reason, received_at, payload)
+         SELECT u.tenant, u.payment_id, u.reason, u.received_at, u.payload::jsonb
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
+              AS u(tenant, payment_id, reason, received_at, payload)
+         ON CONFLICT (tenant, payment_id) DO NOTHING",
+    )
+    .bind(&tenant)
+    .bind(&payment)
+    .bind(&reason)
+    .bind(&at)
+    .bind(&payload)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| map_sqlx("insert unmatched payments", e))?;
+    Ok(done.rows_affected())
+}
 
 #[async_trait]
 impl Store for PgStore {
@@ -391,6 +525,9 @@ impl Store for PgStore {
         applied += upsert_balances(&mut tx, &plan).await?;
         applied += insert_rejected(&mut tx, &plan).await?;
         applied += insert_imports(&mut tx, &plan).await?;
+        applied += insert_payments(&mut tx, &plan).await?;
+        applied += insert_bookings(&mut tx, &plan).await?;
+        applied += insert_unmatched(&mut tx, &plan).await?;
         tx.commit().await.map_err(|e| map_sqlx("commit apply", e))?;
         let total = events.len() as u64;
         Ok(ApplyOutcome {
@@ -490,6 +627,20 @@ impl Store for PgStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| map_sqlx(op, e))?;
+            rows.payments = sqlx::query_as(&resident_payments_sql())
+                .bind(t)
+                .bind(p)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| map_sqlx(op, e))?;
+            if !rows.payments.is_empty() {
+                rows.bookings = sqlx::query_as(&resident_bookings_sql())
+                    .bind(t)
+                    .bind(p)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| map_sqlx(op, e))?;
+            }
         }
         tx.commit().await.map_err(|e| map_sqlx(op, e))?;
         assemble(tenant, rows)
@@ -542,6 +693,27 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn unmatched_payments(
+        &self,
+        tenant: &Teryt,
+        limit: u32,
+    ) -> Result<Vec<UnmatchedPaymentRow>, StoreError> {
+        let rows: Vec<(String, String, DateTime<Utc>)> = sqlx::query_as(UNMATCHED_SQL)
+            .bind(tenant.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_sqlx("read unmatched payments", e))?;
+        rows.into_iter()
+            .map(|(id, payload, received_at)| {
+                Ok(UnmatchedPaymentRow {
+                    received_at,
+                    payment: crate::error::decode("unmatched_payments", &id, &payload)?,
+                })
+            })
+            .collect()
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -559,3 +731,21 @@ impl Store for PgStore {
         Ok(crate::read::counts(row))
     }
 }
+
+/// Postgres keeps instants as `timestamptz`: no conversion.
+fn to_instant(t: DateTime<Utc>) -> DateTime<Utc> {
+    t
+}
+
+fn from_instant(_: &'static str, _: &str, t: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+    Ok(t)
+}
+
+crate::payment_sql::payment_store!(
+    store: PgStore,
+    db: Postgres,
+    begin_write: "BEGIN",
+    instant: DateTime<Utc>,
+    to_instant: to_instant,
+    from_instant: from_instant,
+);

@@ -7,9 +7,13 @@
 
 use crate::error::{decode, map_sqlx, migrate_err};
 use crate::plan::Plan;
-use crate::read::{allowed_tenants, assemble, ViewRows};
+use crate::read::{
+    allowed_tenants, assemble, resident_bookings_sql, resident_payments_sql, ViewRows,
+    RESIDENT_ACCOUNTS, UNMATCHED_SQL,
+};
 use crate::{
     ApplyOutcome, ImportRow, RejectedRecordRow, ResidentView, Store, StoreError, TableCounts,
+    UnmatchedPaymentRow,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -272,13 +276,91 @@ async fn write(tx: &mut Transaction<'_, Sqlite>, plan: &Plan<'_>) -> Result<u64,
         .map_err(|e| map_sqlx("insert imports", e))?
         .rows_affected();
     }
+    applied += write_payments(tx, plan).await?;
     Ok(applied)
 }
 
-/// The accounts a resident (all taxpayer records with their PESEL in the tenant) holds.
-const RESIDENT_ACCOUNTS: &str = "SELECT h.account_id FROM account_holders h
-     JOIN taxpayers p ON p.tenant = h.tenant AND p.taxpayer_id = h.taxpayer_id
-     WHERE p.tenant = $1 AND p.pesel = $2";
+/// The payment records of a batch: insert-if-absent, a payment's items only with the payment.
+async fn write_payments(
+    tx: &mut Transaction<'_, Sqlite>,
+    plan: &Plan<'_>,
+) -> Result<u64, StoreError> {
+    let mut applied = 0;
+    for r in &plan.payments {
+        let inserted = sqlx::query(
+            "INSERT INTO payments (tenant, payment_id, channel, amount_grosze, paid_on, received_on, payload)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (tenant, payment_id) DO NOTHING",
+        )
+        .bind(r.tenant)
+        .bind(r.payment_id)
+        .bind(r.channel)
+        .bind(r.amount_grosze)
+        .bind(r.paid_on)
+        .bind(r.received_on)
+        .bind(&r.payload)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| map_sqlx("insert payments", e))?
+        .rows_affected();
+        if inserted == 0 {
+            continue;
+        }
+        applied += inserted;
+        for item in &r.items {
+            sqlx::query(
+                "INSERT INTO payment_items (tenant, payment_id, item_no, account_id, liability_id, installment_seq, amount_grosze)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(r.tenant)
+            .bind(r.payment_id)
+            .bind(item.item_no)
+            .bind(item.account_id)
+            .bind(item.liability_id)
+            .bind(item.installment_seq)
+            .bind(item.amount_grosze)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| map_sqlx("insert payment items", e))?;
+        }
+    }
+    for r in &plan.bookings {
+        applied += sqlx::query(
+            "INSERT INTO payment_bookings (tenant, payment_id, posting_id, account_id, amount_grosze, booked_on, payload)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (tenant, payment_id, posting_id) DO NOTHING",
+        )
+        .bind(r.tenant)
+        .bind(r.payment_id)
+        .bind(r.posting_id)
+        .bind(r.account_id)
+        .bind(r.amount_grosze)
+        .bind(r.booked_on)
+        .bind(&r.payload)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| map_sqlx("insert payment bookings", e))?
+        .rows_affected();
+    }
+    for r in &plan.unmatched {
+        applied += sqlx::query(
+            "INSERT INTO unmatched_payments (tenant, payment_id, reason, received_at, payload)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant, payment_id) DO NOTHING",
+        )
+        .bind(r.tenant)
+        .bind(r.payment_id)
+        .bind(r.reason)
+        .bind(to_micros(r.received_at))
+        .bind(&r.payload)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| map_sqlx("insert unmatched payments", e))?
+        .rows_affected();
+    }
+    Ok(applied)
+}
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -383,6 +465,20 @@ impl Store for SqliteStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| map_sqlx(op, e))?;
+            rows.payments = sqlx::query_as(&resident_payments_sql())
+                .bind(t)
+                .bind(p)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| map_sqlx(op, e))?;
+            if !rows.payments.is_empty() {
+                rows.bookings = sqlx::query_as(&resident_bookings_sql())
+                    .bind(t)
+                    .bind(p)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| map_sqlx(op, e))?;
+            }
         }
         tx.commit().await.map_err(|e| map_sqlx(op, e))?;
         assemble(tenant, rows)
@@ -433,6 +529,27 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn unmatched_payments(
+        &self,
+        tenant: &Teryt,
+        limit: u32,
+    ) -> Result<Vec<UnmatchedPaymentRow>, StoreError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(UNMATCHED_SQL)
+            .bind(tenant.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_sqlx("read unmatched payments", e))?;
+        rows.into_iter()
+            .map(|(id, payload, us)| {
+                Ok(UnmatchedPaymentRow {
+                    received_at: from_micros("unmatched_payments", &id, us)?,
+                    payment: decode("unmatched_payments", &id, &payload)?,
+                })
+            })
+            .collect()
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -450,3 +567,12 @@ impl Store for SqliteStore {
         Ok(crate::read::counts(row))
     }
 }
+
+crate::payment_sql::payment_store!(
+    store: SqliteStore,
+    db: Sqlite,
+    begin_write: "BEGIN IMMEDIATE",
+    instant: i64,
+    to_instant: to_micros,
+    from_instant: from_micros,
+);

@@ -6,21 +6,27 @@
 
 mod support;
 
-use gsko_model::{EventData, HolderRole, ImportCompleted, RejectedRecord};
-use gsko_store::{ApplyOutcome, Store, StoreError};
+use gsko_model::{
+    AccountHolder, Event, EventData, HolderRole, ImportCompleted, LevyKind, PaymentItem,
+    RejectedRecord, TaxAccount, Teryt, UnmatchedReason,
+};
+use gsko_store::{
+    ApplyOutcome, BasketOutcome, BasketRecord, BookingStatus, NewBasket, NewOrder,
+    NotificationAudit, NotificationOutcome, OrderStatus, PaymentStore, Store, StoreError,
+};
 use std::sync::Arc;
 use support::*;
 
 macro_rules! contract_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite_memory {
-            $( #[tokio::test] async fn $name() { super::with_sqlite_memory(super::scenarios::$name).await; } )*
+            $( #[tokio::test] async fn $name() { super::with_sqlite_memory(|s| super::scenarios::$name(s)).await; } )*
         }
         mod sqlite_file {
-            $( #[tokio::test] async fn $name() { super::with_sqlite_file(super::scenarios::$name).await; } )*
+            $( #[tokio::test] async fn $name() { super::with_sqlite_file(|s| super::scenarios::$name(s)).await; } )*
         }
         mod postgres {
-            $( #[tokio::test] async fn $name() { super::with_pg(super::scenarios::$name).await; } )*
+            $( #[tokio::test] async fn $name() { super::with_pg(|s| super::scenarios::$name(s)).await; } )*
         }
     };
 }
@@ -38,6 +44,18 @@ contract_tests!(
     records_arriving_before_their_account_and_taxpayer,
     empty_batch_and_ping,
     a_refused_event_fails_the_whole_batch,
+    payments_in_the_view_from_received_to_booked,
+    payment_events_are_stored_once_and_book_commands_ignored,
+    unmatched_payments_are_stored_once_newest_first,
+    baskets_are_idempotent_per_client_and_key,
+    a_basket_is_stored_whole_or_not_at_all,
+    concurrent_double_submit_stores_one_basket,
+    orders_stop_changing_once_final,
+    a_payment_settles_once,
+    outbox_is_pending_in_order_until_published,
+    notifications_are_audited_newest_first,
+    virtual_account_names_the_account,
+    nul_characters_are_refused_alike,
 );
 
 const A: &str = "1465011";
@@ -114,6 +132,7 @@ mod scenarios {
             acc.balance.as_ref().map(|b| b.principal.grosze()),
             Some(21_000)
         );
+        assert!(view.payments.is_empty());
 
         assert_eq!(
             store.counts(&t).await.unwrap(),
@@ -123,7 +142,9 @@ mod scenarios {
                 liabilities: 3,
                 postings: 3,
                 balances: 1,
-                rejected_records: 0
+                rejected_records: 0,
+                payments: 0,
+                unmatched_payments: 0,
             }
         );
         assert_eq!(
@@ -641,6 +662,1024 @@ mod scenarios {
         store.ping().await.unwrap();
         assert_eq!(store.apply(&[]).await.unwrap(), ApplyOutcome::default());
     }
+
+    // ---- payments ---------------------------------------------------------------------------
+
+    fn statuses(view: &gsko_store::ResidentView) -> Vec<(&str, BookingStatus, i64)> {
+        view.payments
+            .iter()
+            .map(|p| {
+                (
+                    p.payment.payment_id.as_str(),
+                    p.status,
+                    p.booked_amount.grosze(),
+                )
+            })
+            .collect()
+    }
+
+    pub async fn payments_in_the_view_from_received_to_booked(store: Arc<dyn TestStore>) {
+        let (a, b) = (teryt(A), teryt(B));
+        let (jan, anna, other) = (pesel(1), pesel(2), pesel(3));
+        store
+            .apply(&[
+                ev(&a, 1, taxpayer("T-1", Some(&jan), "Jan Kowalski")),
+                ev(&a, 1, taxpayer("T-2", Some(&anna), "Anna Kowalska")),
+                ev(&a, 1, taxpayer("T-3", Some(&other), "Piotr Nowak")),
+                ev(
+                    &a,
+                    1,
+                    account(
+                        "K-SHARED",
+                        &[("T-1", HolderRole::Owner), ("T-2", HolderRole::CoOwner)],
+                    ),
+                ),
+                ev(&a, 1, account("K-JAN", &[("T-1", HolderRole::Owner)])),
+                ev(&a, 1, account("K-OTHER", &[("T-3", HolderRole::Owner)])),
+                // Tenant B: the same resident and account ids, another municipality.
+                ev(&b, 1, taxpayer("T-1", Some(&jan), "Jan Kowalski")),
+                ev(&b, 1, account("K-JAN", &[("T-1", HolderRole::Owner)])),
+            ])
+            .await
+            .unwrap();
+        let out = store
+            .apply(&[
+                ev(
+                    &a,
+                    1,
+                    settled(
+                        "PAY-1",
+                        date(2026, 3, 10),
+                        &[("K-SHARED", 10_000), ("K-JAN", 5_000)],
+                    ),
+                ),
+                ev(
+                    &a,
+                    1,
+                    settled("PAY-2", date(2026, 5, 1), &[("K-JAN", 2_000)]),
+                ),
+                ev(&a, 1, settled("PAY-0", date(2026, 5, 1), &[("K-JAN", 100)])),
+                ev(
+                    &a,
+                    1,
+                    settled("PAY-X", date(2026, 6, 1), &[("K-OTHER", 700)]),
+                ),
+                ev(&b, 1, settled("PAY-B", date(2026, 4, 1), &[("K-JAN", 300)])),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            ApplyOutcome {
+                applied: 5,
+                ignored: 0
+            }
+        );
+
+        let view = store.resident_view(&a, &jan).await.unwrap().unwrap();
+        assert_eq!(
+            statuses(&view),
+            vec![
+                ("PAY-0", BookingStatus::Received, 0),
+                ("PAY-2", BookingStatus::Received, 0),
+                ("PAY-1", BookingStatus::Received, 0),
+            ],
+            "newest paid_on first, then by id; another resident's and tenant's payments absent"
+        );
+        assert_eq!(
+            view.payments[2].payment,
+            payment(
+                "PAY-1",
+                date(2026, 3, 10),
+                &[("K-SHARED", 10_000), ("K-JAN", 5_000)]
+            ),
+            "the payment round-trips"
+        );
+        assert!(view.payments[2].bookings.is_empty());
+        let anna_view = store.resident_view(&a, &anna).await.unwrap().unwrap();
+        assert_eq!(
+            statuses(&anna_view),
+            vec![("PAY-1", BookingStatus::Received, 0)],
+            "the co-owner sees the payment to the shared account"
+        );
+        let other_view = store.resident_view(&a, &other).await.unwrap().unwrap();
+        assert_eq!(
+            statuses(&other_view),
+            vec![("PAY-X", BookingStatus::Received, 0)]
+        );
+        let in_b = store.resident_view(&b, &jan).await.unwrap().unwrap();
+        assert_eq!(statuses(&in_b), vec![("PAY-B", BookingStatus::Received, 0)]);
+
+        // The ledger books one item, then the other (reported out of date order).
+        store
+            .apply(&[ev(
+                &a,
+                1,
+                booked("PAY-1", "POST-2", "K-JAN", 5_000, date(2026, 3, 20)),
+            )])
+            .await
+            .unwrap();
+        let view = store.resident_view(&a, &jan).await.unwrap().unwrap();
+        assert_eq!(
+            view.payments[2].status,
+            BookingStatus::PartiallyBooked,
+            "5000 of 15000 booked"
+        );
+        assert_eq!(view.payments[2].booked_amount.grosze(), 5_000);
+        assert_eq!(
+            statuses(&view)[..2],
+            [
+                ("PAY-0", BookingStatus::Received, 0),
+                ("PAY-2", BookingStatus::Received, 0)
+            ]
+        );
+        store
+            .apply(&[ev(
+                &a,
+                1,
+                booked("PAY-1", "POST-1", "K-SHARED", 10_000, date(2026, 3, 12)),
+            )])
+            .await
+            .unwrap();
+        for resident in [&jan, &anna] {
+            let view = store.resident_view(&a, resident).await.unwrap().unwrap();
+            let pay1 = view
+                .payments
+                .iter()
+                .find(|p| p.payment.payment_id == "PAY-1")
+                .unwrap();
+            assert_eq!(pay1.status, BookingStatus::Booked);
+            assert_eq!(pay1.booked_amount.grosze(), 15_000);
+            let postings: Vec<&str> = pay1
+                .bookings
+                .iter()
+                .map(|b| b.posting_id.as_str())
+                .collect();
+            assert_eq!(postings, vec!["POST-1", "POST-2"], "oldest booking first");
+            assert_eq!(pay1.bookings[0].account_id, "K-SHARED");
+        }
+
+        // A booking may arrive before the settlement it books.
+        store
+            .apply(&[ev(
+                &a,
+                1,
+                booked("PAY-3", "POST-3", "K-JAN", 900, date(2026, 7, 2)),
+            )])
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .resident_view(&a, &jan)
+                .await
+                .unwrap()
+                .unwrap()
+                .payments
+                .len(),
+            3,
+            "a booking alone shows no payment"
+        );
+        store
+            .apply(&[ev(
+                &a,
+                1,
+                settled("PAY-3", date(2026, 7, 1), &[("K-JAN", 900)]),
+            )])
+            .await
+            .unwrap();
+        let view = store.resident_view(&a, &jan).await.unwrap().unwrap();
+        assert_eq!(statuses(&view)[0], ("PAY-3", BookingStatus::Booked, 900));
+
+        let counts = store.counts(&a).await.unwrap();
+        assert_eq!((counts.payments, counts.unmatched_payments), (5, 0));
+        assert_eq!(store.counts(&b).await.unwrap().payments, 1);
+    }
+
+    pub async fn payment_events_are_stored_once_and_book_commands_ignored(
+        store: Arc<dyn TestStore>,
+    ) {
+        let t = teryt(A);
+        let (p1, p2) = (pesel(1), pesel(2));
+        store
+            .apply(&[
+                ev(&t, 1, taxpayer("T-1", Some(&p1), "Jan Kowalski")),
+                ev(&t, 1, taxpayer("T-2", Some(&p2), "Anna Kowalska")),
+                ev(&t, 1, account("K-1", &[("T-1", HolderRole::Owner)])),
+                ev(&t, 1, account("K-2", &[("T-2", HolderRole::Owner)])),
+                ev(&t, 1, settled("PAY-1", date(2026, 3, 1), &[("K-1", 1_000)])),
+            ])
+            .await
+            .unwrap();
+        // The same payment id again, even with a higher version and other content: the first
+        // settlement stays.
+        let again = [ev(&t, 9, settled("PAY-1", date(2026, 3, 2), &[("K-2", 5)]))];
+        assert_eq!(
+            store.apply(&again).await.unwrap(),
+            ApplyOutcome {
+                applied: 0,
+                ignored: 1
+            }
+        );
+        let batch = vec![
+            ev(&t, 1, settled("PAY-2", date(2026, 4, 1), &[("K-1", 2_000)])),
+            ev(&t, 2, settled("PAY-2", date(2026, 4, 2), &[("K-2", 7)])),
+            ev(
+                &t,
+                1,
+                booked("PAY-2", "POST-1", "K-1", 2_000, date(2026, 4, 3)),
+            ),
+            ev(&t, 1, booked("PAY-2", "POST-1", "K-1", 1, date(2026, 4, 9))),
+            ev(&t, 1, unmatched("U-1", UnmatchedReason::Unidentified)),
+            ev(&t, 1, unmatched("U-1", UnmatchedReason::Duplicate)),
+            ev(
+                &t,
+                1,
+                EventData::PaymentBook(payment("PAY-3", date(2026, 4, 1), &[("K-1", 3_000)])),
+            ),
+        ];
+        assert_eq!(
+            store.apply(&batch).await.unwrap(),
+            ApplyOutcome {
+                applied: 3,
+                ignored: 4
+            }
+        );
+        assert_eq!(
+            store.apply(&batch).await.unwrap(),
+            ApplyOutcome {
+                applied: 0,
+                ignored: 7
+            },
+            "redelivery"
+        );
+        assert_eq!(
+            store
+                .apply(&[ev(
+                    &t,
+                    1,
+                    EventData::PaymentBook(payment("PAY-4", date(2026, 4, 1), &[("K-1", 1)]))
+                )])
+                .await
+                .unwrap(),
+            ApplyOutcome {
+                applied: 0,
+                ignored: 1
+            },
+            "a book command alone"
+        );
+
+        let jan = store.resident_view(&t, &p1).await.unwrap().unwrap();
+        assert_eq!(
+            statuses(&jan),
+            vec![
+                ("PAY-2", BookingStatus::Booked, 2_000),
+                ("PAY-1", BookingStatus::Received, 0)
+            ],
+            "first settlement and first booking kept; the book command is not a payment"
+        );
+        assert_eq!(jan.payments[0].payment.paid_on, date(2026, 4, 1));
+        assert_eq!(jan.payments[0].bookings[0].booked_on, date(2026, 4, 3));
+        assert!(
+            store
+                .resident_view(&t, &p2)
+                .await
+                .unwrap()
+                .unwrap()
+                .payments
+                .is_empty(),
+            "the items of the ignored copies were not stored"
+        );
+        let unmatched = store.unmatched_payments(&t, 10).await.unwrap();
+        assert_eq!(unmatched.len(), 1);
+        assert_eq!(unmatched[0].payment.reason, UnmatchedReason::Unidentified);
+        let counts = store.counts(&t).await.unwrap();
+        assert_eq!((counts.payments, counts.unmatched_payments), (2, 1));
+    }
+
+    pub async fn unmatched_payments_are_stored_once_newest_first(store: Arc<dyn TestStore>) {
+        let t = teryt(A);
+        let mut events = Vec::new();
+        for (id, secs) in [("U-1", 10), ("U-3", 30), ("U-2", 20), ("U-0", 20)] {
+            let mut e = ev(&t, 1, unmatched(id, UnmatchedReason::UnknownVirtualAccount));
+            e.time = at(secs);
+            events.push(e);
+        }
+        assert_eq!(store.apply(&events).await.unwrap().applied, 4);
+        let mut again = events.clone();
+        for e in &mut again {
+            e.time = at(1000);
+        }
+        assert_eq!(
+            store.apply(&again).await.unwrap(),
+            ApplyOutcome {
+                applied: 0,
+                ignored: 4
+            }
+        );
+        let rows = store.unmatched_payments(&t, 10).await.unwrap();
+        let ids: Vec<&str> = rows.iter().map(|r| r.payment.payment_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            vec!["U-3", "U-0", "U-2", "U-1"],
+            "newest first, then by id"
+        );
+        assert_eq!(
+            rows[0].received_at,
+            at(30),
+            "the first delivery's time stays"
+        );
+        let expected = match &events[0].data {
+            EventData::PaymentUnmatched(u) => u.clone(),
+            _ => unreachable!(),
+        };
+        assert_eq!(rows[3].payment, expected, "the record round-trips");
+        assert_eq!(store.unmatched_payments(&t, 2).await.unwrap().len(), 2);
+        assert!(store
+            .unmatched_payments(&teryt(B), 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.counts(&t).await.unwrap().unmatched_payments, 4);
+    }
+
+    fn new_basket(t: &Teryt, id: &str, key: &str, hash: &str, sessions: &[&str]) -> NewBasket {
+        NewBasket {
+            tenant: t.clone(),
+            basket_id: id.to_owned(),
+            client: "portal".to_owned(),
+            idempotency_key: key.to_owned(),
+            request_hash: hash.to_owned(),
+            resident_ref: "rr-0001".to_owned(),
+            orders: sessions
+                .iter()
+                .enumerate()
+                .map(|(i, s)| NewOrder {
+                    session_id: (*s).to_owned(),
+                    merchant: if i == 0 { "taxes" } else { "waste" }.to_owned(),
+                    gateway: "przelewy24".to_owned(),
+                    amount: grosze(1_000 * (i as i64 + 1)),
+                    description: format!("Podatek {s}"),
+                    items: vec![PaymentItem {
+                        account_id: format!("K-{i}"),
+                        liability_id: Some("L-1".to_owned()),
+                        installment_seq: Some(2),
+                        amount: grosze(1_000 * (i as i64 + 1)),
+                    }],
+                })
+                .collect(),
+        }
+    }
+
+    fn created(outcome: BasketOutcome) -> BasketRecord {
+        match outcome {
+            BasketOutcome::Created(b) => b,
+            other => panic!("expected Created, got {other:?}"),
+        }
+    }
+
+    pub async fn baskets_are_idempotent_per_client_and_key(store: Arc<dyn TestStore>) {
+        let t = teryt(A);
+        let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+        let request = new_basket(&t, "B-1", "key-1", "hash-1", &["S-2", "S-1"]);
+        let record = created(store.create_basket(&request).await.unwrap());
+        assert_eq!(record.basket_id, "B-1");
+        assert_eq!(record.tenant, t);
+        assert_eq!(
+            (
+                record.client.as_str(),
+                record.idempotency_key.as_str(),
+                record.request_hash.as_str(),
+                record.resident_ref.as_str()
+            ),
+            ("portal", "key-1", "hash-1", "rr-0001")
+        );
+        assert!(record.created_at > before && record.created_at <= chrono::Utc::now());
+        let sessions: Vec<&str> = record
+            .orders
+            .iter()
+            .map(|o| o.session_id.as_str())
+            .collect();
+        assert_eq!(
+            sessions,
+            vec!["S-2", "S-1"],
+            "in the order they were created"
+        );
+        for (o, want) in record.orders.iter().zip(&request.orders) {
+            assert_eq!(
+                (&o.merchant, &o.gateway, o.amount, &o.description, &o.items),
+                (
+                    &want.merchant,
+                    &want.gateway,
+                    want.amount,
+                    &want.description,
+                    &want.items
+                )
+            );
+            assert_eq!(o.status, OrderStatus::Created);
+            assert_eq!(o.basket_id, "B-1");
+            assert_eq!(
+                (&o.gateway_ref, &o.redirect_url, &o.status_detail),
+                (&None, &None, &None)
+            );
+            assert_eq!(o.created_at, o.updated_at);
+        }
+        assert_eq!(
+            store.basket(&t, "B-1").await.unwrap().as_ref(),
+            Some(&record),
+            "what create returned is what is stored"
+        );
+        assert_eq!(
+            store.order(&t, "S-1").await.unwrap().as_ref(),
+            Some(&record.orders[1])
+        );
+
+        // The same request again (a retry with a freshly generated basket id): the stored one,
+        // as it stands now.
+        assert!(store
+            .update_order(
+                &t,
+                "S-2",
+                OrderStatus::Registered,
+                Some("tok-2"),
+                Some("https://gw/2"),
+                None
+            )
+            .await
+            .unwrap());
+        let retry = new_basket(&t, "B-1-retry", "key-1", "hash-1", &["S-2b", "S-1b"]);
+        match store.create_basket(&retry).await.unwrap() {
+            BasketOutcome::Existing(b) => {
+                assert_eq!(b.basket_id, "B-1");
+                assert_eq!(b.orders[0].status, OrderStatus::Registered);
+                assert_eq!(b.orders[0].redirect_url.as_deref(), Some("https://gw/2"));
+                assert_eq!(Some(b), store.basket(&t, "B-1").await.unwrap());
+            }
+            other => panic!("expected Existing, got {other:?}"),
+        }
+        // The very same request again, basket id included.
+        match store.create_basket(&request).await.unwrap() {
+            BasketOutcome::Existing(b) => assert_eq!(b.basket_id, "B-1"),
+            other => panic!("expected Existing, got {other:?}"),
+        }
+        let mut same_id_other_request = request.clone();
+        same_id_other_request.request_hash = "hash-x".to_owned();
+        assert_eq!(
+            store.create_basket(&same_id_other_request).await.unwrap(),
+            BasketOutcome::KeyReused {
+                basket_id: "B-1".to_owned()
+            }
+        );
+        // The same key with another request.
+        let reused = new_basket(&t, "B-2", "key-1", "hash-2", &["S-9"]);
+        assert_eq!(
+            store.create_basket(&reused).await.unwrap(),
+            BasketOutcome::KeyReused {
+                basket_id: "B-1".to_owned()
+            }
+        );
+        for (basket, session) in [("B-1-retry", "S-2b"), ("B-2", "S-9")] {
+            assert_eq!(
+                store.basket(&t, basket).await.unwrap(),
+                None,
+                "nothing written"
+            );
+            assert_eq!(store.order(&t, session).await.unwrap(), None);
+        }
+
+        // Keys are per client and per tenant.
+        let mut other_client = new_basket(&t, "B-3", "key-1", "hash-3", &["S-3"]);
+        other_client.client = "other-portal".to_owned();
+        assert_eq!(
+            created(store.create_basket(&other_client).await.unwrap()).basket_id,
+            "B-3"
+        );
+        let other_tenant = new_basket(&teryt(B), "B-1", "key-1", "hash-1", &["S-1"]);
+        let in_b = created(store.create_basket(&other_tenant).await.unwrap());
+        assert_eq!(in_b.tenant, teryt(B));
+        assert_eq!(store.basket(&teryt(B), "B-1").await.unwrap(), Some(in_b));
+        assert_eq!(store.basket(&t, "B-404").await.unwrap(), None);
+        assert_eq!(store.order(&teryt(B), "S-2").await.unwrap(), None);
+    }
+
+    pub async fn a_basket_is_stored_whole_or_not_at_all(store: Arc<dyn TestStore>) {
+        let t = teryt(A);
+        created(
+            store
+                .create_basket(&new_basket(&t, "B-1", "key-1", "h", &["S-1"]))
+                .await
+                .unwrap(),
+        );
+        // The second order's session id is taken: nothing of this basket may stay.
+        let clash = new_basket(&t, "B-2", "key-2", "h", &["S-2", "S-1"]);
+        let err = store.create_basket(&clash).await.unwrap_err();
+        assert!(!err.is_transient(), "{err}");
+        assert_eq!(store.basket(&t, "B-2").await.unwrap(), None);
+        assert_eq!(store.order(&t, "S-2").await.unwrap(), None);
+        assert_eq!(
+            store.order(&t, "S-1").await.unwrap().unwrap().basket_id,
+            "B-1",
+            "the other basket's order is untouched"
+        );
+        // The key was not used up.
+        let fixed = new_basket(&t, "B-2", "key-2", "h", &["S-2", "S-3"]);
+        assert_eq!(
+            created(store.create_basket(&fixed).await.unwrap())
+                .orders
+                .len(),
+            2
+        );
+    }
+
+    pub async fn concurrent_double_submit_stores_one_basket(store: Arc<dyn TestStore>) {
+        let t = teryt(A);
+        for round in 0..5 {
+            let key = format!("key-{round}");
+            let first = new_basket(
+                &t,
+                &format!("B-{round}-a"),
+                &key,
+                "h",
+                &[&format!("S-{round}-a")],
+            );
+            let second = new_basket(
+                &t,
+                &format!("B-{round}-b"),
+                &key,
+                "h",
+                &[&format!("S-{round}-b")],
+            );
+            let (x, y) = tokio::join!(store.create_basket(&first), store.create_basket(&second));
+            let (winner, other) = match (x.unwrap(), y.unwrap()) {
+                (BasketOutcome::Created(w), BasketOutcome::Existing(e))
+                | (BasketOutcome::Existing(e), BasketOutcome::Created(w)) => (w, e),
+                other => panic!("expected one Created and one Existing, got {other:?}"),
+            };
+            assert_eq!(winner, other, "the loser is given the winner's basket");
+            let loser_id = if winner.basket_id == first.basket_id {
+                &second.basket_id
+            } else {
+                &first.basket_id
+            };
+            assert_eq!(store.basket(&t, loser_id).await.unwrap(), None);
+        }
+    }
+
+    pub async fn orders_stop_changing_once_final(store: Arc<dyn TestStore>) {
+        let t = teryt(A);
+        created(
+            store
+                .create_basket(&new_basket(&t, "B-1", "k", "h", &["S-1", "S-2"]))
+                .await
+                .unwrap(),
+        );
+        assert!(store
+            .update_order(
+                &t,
+                "S-1",
+                OrderStatus::Registered,
+                Some("tok"),
+                Some("https://gw/1"),
+                None
+            )
+            .await
+            .unwrap());
+        let o = store.order(&t, "S-1").await.unwrap().unwrap();
+        assert_eq!(o.status, OrderStatus::Registered);
+        assert_eq!(
+            (
+                o.gateway_ref.as_deref(),
+                o.redirect_url.as_deref(),
+                o.status_detail
+            ),
+            (Some("tok"), Some("https://gw/1"), None)
+        );
+        assert!(o.updated_at >= o.created_at);
+        // A failed gateway call puts the other order back to `created` with the detail.
+        assert!(store
+            .update_order(
+                &t,
+                "S-2",
+                OrderStatus::Created,
+                None,
+                None,
+                Some("gateway timeout")
+            )
+            .await
+            .unwrap());
+        assert_eq!(
+            store
+                .order(&t, "S-2")
+                .await
+                .unwrap()
+                .unwrap()
+                .status_detail
+                .as_deref(),
+            Some("gateway timeout")
+        );
+        assert!(!store
+            .update_order(&t, "S-404", OrderStatus::Registered, None, None, None)
+            .await
+            .unwrap());
+        assert!(
+            !store
+                .update_order(&teryt(B), "S-1", OrderStatus::Registered, None, None, None)
+                .await
+                .unwrap(),
+            "another tenant's order"
+        );
+        assert!(
+            store
+                .update_order(&t, "S-1", OrderStatus::Paid, None, None, None)
+                .await
+                .is_err(),
+            "paid comes only from settle"
+        );
+        assert!(store
+            .close_order(&t, "S-1", OrderStatus::Registered, "x", &[])
+            .await
+            .is_err());
+
+        let note =
+            ev(&t, 1, unmatched("S-1", UnmatchedReason::AmountMismatch)).with_stable_id("S-1");
+        assert!(store
+            .close_order(
+                &t,
+                "S-1",
+                OrderStatus::Disputed,
+                "amount differs",
+                std::slice::from_ref(&note)
+            )
+            .await
+            .unwrap());
+        let closed = store.order(&t, "S-1").await.unwrap().unwrap();
+        assert_eq!(closed.status, OrderStatus::Disputed);
+        assert_eq!(closed.status_detail.as_deref(), Some("amount differs"));
+        assert_eq!(closed.gateway_ref.as_deref(), Some("tok"));
+        let pending = store.outbox_pending(10).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].event, note);
+
+        // Final: neither updated nor closed again, and no message queued.
+        assert!(!store
+            .update_order(&t, "S-1", OrderStatus::Registered, Some("tok2"), None, None)
+            .await
+            .unwrap());
+        assert!(!store
+            .close_order(
+                &t,
+                "S-1",
+                OrderStatus::Canceled,
+                "late",
+                std::slice::from_ref(&note)
+            )
+            .await
+            .unwrap());
+        assert_eq!(store.order(&t, "S-1").await.unwrap().unwrap(), closed);
+        assert_eq!(store.outbox_pending(10).await.unwrap().len(), 1);
+        assert!(!store
+            .close_order(
+                &t,
+                "S-404",
+                OrderStatus::Canceled,
+                "x",
+                std::slice::from_ref(&note)
+            )
+            .await
+            .unwrap());
+        assert_eq!(store.outbox_pending(10).await.unwrap().len(), 1);
+
+        assert!(store
+            .close_order(&t, "S-2", OrderStatus::Canceled, "expired", &[])
+            .await
+            .unwrap());
+        assert_eq!(
+            store.order(&t, "S-2").await.unwrap().unwrap().status,
+            OrderStatus::Canceled
+        );
+        assert!(!store
+            .update_order(&t, "S-2", OrderStatus::Created, None, None, None)
+            .await
+            .unwrap());
+    }
+
+    pub async fn a_payment_settles_once(store: Arc<dyn TestStore>) {
+        let t = teryt(A);
+        created(
+            store
+                .create_basket(&new_basket(&t, "B-1", "k", "h", &["S-1", "S-2"]))
+                .await
+                .unwrap(),
+        );
+        store
+            .update_order(
+                &t,
+                "S-1",
+                OrderStatus::Registered,
+                Some("tok"),
+                Some("u"),
+                None,
+            )
+            .await
+            .unwrap();
+        let p = payment("p24-1", date(2026, 3, 1), &[("K-0", 1_000)]);
+        let messages = [
+            ev(&t, 1, EventData::PaymentSettled(p.clone())).with_stable_id("p24-1"),
+            ev(&t, 1, EventData::PaymentBook(p.clone())).with_stable_id("p24-1"),
+        ];
+        assert!(store
+            .settle(&t, "p24-1", Some("S-1"), &messages)
+            .await
+            .unwrap());
+        assert_eq!(
+            store.order(&t, "S-1").await.unwrap().unwrap().status,
+            OrderStatus::Paid
+        );
+        assert_eq!(
+            store.order(&t, "S-2").await.unwrap().unwrap().status,
+            OrderStatus::Created,
+            "only the named order"
+        );
+        let pending = store.outbox_pending(10).await.unwrap();
+        let events: Vec<&Event> = pending.iter().map(|m| &m.event).collect();
+        assert_eq!(events, vec![&messages[0], &messages[1]]);
+
+        // The same payment again (a replayed notification): nothing written.
+        assert!(!store
+            .settle(&t, "p24-1", Some("S-2"), &messages)
+            .await
+            .unwrap());
+        assert!(!store.settle(&t, "p24-1", None, &messages).await.unwrap());
+        assert_eq!(store.outbox_pending(10).await.unwrap().len(), 2);
+        assert_eq!(
+            store.order(&t, "S-2").await.unwrap().unwrap().status,
+            OrderStatus::Created
+        );
+        // Paid is final: the order refuses updates and closing.
+        assert!(!store
+            .update_order(&t, "S-1", OrderStatus::Registered, None, None, None)
+            .await
+            .unwrap());
+        assert!(!store
+            .close_order(&t, "S-1", OrderStatus::Canceled, "x", &[])
+            .await
+            .unwrap());
+
+        // A cancelled order paid after all: the settlement goes through, the order stays final.
+        store
+            .close_order(&t, "S-2", OrderStatus::Canceled, "expired", &[])
+            .await
+            .unwrap();
+        let late = [ev(
+            &t,
+            1,
+            EventData::PaymentSettled(payment("p24-2", date(2026, 3, 2), &[("K-1", 5)])),
+        )];
+        assert!(store.settle(&t, "p24-2", Some("S-2"), &late).await.unwrap());
+        assert_eq!(
+            store.order(&t, "S-2").await.unwrap().unwrap().status,
+            OrderStatus::Canceled
+        );
+        // Without an order (a bank transfer), and the same id in another tenant.
+        assert!(store.settle(&t, "bank-1", None, &[]).await.unwrap());
+        assert!(store.settle(&teryt(B), "p24-1", None, &late).await.unwrap());
+        assert_eq!(store.outbox_pending(10).await.unwrap().len(), 4);
+    }
+
+    pub async fn outbox_is_pending_in_order_until_published(store: Arc<dyn TestStore>) {
+        let (a, b) = (teryt(A), teryt(B));
+        assert!(store.outbox_pending(10).await.unwrap().is_empty());
+        store.enqueue(&[]).await.unwrap();
+        let msgs: Vec<Event> = (0..4)
+            .map(|i| {
+                let t = if i == 2 { &b } else { &a };
+                ev(
+                    t,
+                    1,
+                    unmatched(&format!("U-{i}"), UnmatchedReason::Unidentified),
+                )
+                .with_correlation(format!("corr-{i}"))
+            })
+            .collect();
+        store.enqueue(&msgs[..3]).await.unwrap();
+        store.enqueue(&msgs[3..]).await.unwrap();
+        let pending = store.outbox_pending(10).await.unwrap();
+        let got: Vec<&Event> = pending.iter().map(|m| &m.event).collect();
+        assert_eq!(
+            got,
+            msgs.iter().collect::<Vec<_>>(),
+            "oldest first, all tenants, intact"
+        );
+        assert!(pending.windows(2).all(|w| w[0].seq < w[1].seq));
+        let first_two = store.outbox_pending(2).await.unwrap();
+        assert_eq!(first_two, pending[..2].to_vec());
+
+        store
+            .outbox_published(&[pending[0].seq, pending[2].seq, 999_999])
+            .await
+            .unwrap();
+        store.outbox_published(&[]).await.unwrap();
+        let rest = store.outbox_pending(10).await.unwrap();
+        assert_eq!(rest, vec![pending[1].clone(), pending[3].clone()]);
+        // Publishing twice is harmless; a new message comes after the older pending ones.
+        store.outbox_published(&[pending[0].seq]).await.unwrap();
+        let newer = ev(&a, 1, unmatched("U-9", UnmatchedReason::Duplicate));
+        store.enqueue(std::slice::from_ref(&newer)).await.unwrap();
+        let rest = store.outbox_pending(10).await.unwrap();
+        assert_eq!(rest.len(), 3);
+        assert_eq!(rest[2].event, newer);
+        assert!(rest[2].seq > pending[3].seq);
+        let all: Vec<i64> = rest.iter().map(|m| m.seq).collect();
+        store.outbox_published(&all).await.unwrap();
+        assert!(store.outbox_pending(10).await.unwrap().is_empty());
+    }
+
+    fn audit(
+        t: &Teryt,
+        secs: i64,
+        outcome: NotificationOutcome,
+        reason: &str,
+    ) -> NotificationAudit {
+        NotificationAudit {
+            tenant: t.clone(),
+            gateway: "przelewy24".to_owned(),
+            merchant: "taxes".to_owned(),
+            received_at: at(secs),
+            session_id: (outcome != NotificationOutcome::Rejected).then(|| format!("S-{secs}")),
+            outcome,
+            reason: reason.to_owned(),
+            body_sha256: format!("{secs:064}"),
+            remote_addr: Some("192.0.2.7".to_owned()),
+        }
+    }
+
+    pub async fn notifications_are_audited_newest_first(store: Arc<dyn TestStore>) {
+        let (a, b) = (teryt(A), teryt(B));
+        let rows = [
+            audit(&a, 1, NotificationOutcome::Accepted, "ok"),
+            audit(&a, 3, NotificationOutcome::Rejected, "bad_signature"),
+            audit(&a, 2, NotificationOutcome::Deferred, "verify_failed"),
+            audit(&b, 5, NotificationOutcome::Replayed, "already_paid"),
+            // Same instant as an earlier row: the later appended comes first.
+            audit(&a, 2, NotificationOutcome::Replayed, "already_paid"),
+        ];
+        for r in &rows {
+            store.audit_notification(r).await.unwrap();
+        }
+        // The same notification twice is two audit rows: the audit is append-only.
+        store.audit_notification(&rows[0]).await.unwrap();
+        assert_eq!(
+            store.notifications(&a, 10).await.unwrap(),
+            vec![
+                rows[1].clone(),
+                rows[4].clone(),
+                rows[2].clone(),
+                rows[0].clone(),
+                rows[0].clone()
+            ]
+        );
+        assert_eq!(
+            store.notifications(&a, 2).await.unwrap(),
+            vec![rows[1].clone(), rows[4].clone()]
+        );
+        assert_eq!(
+            store.notifications(&b, 10).await.unwrap(),
+            vec![rows[3].clone()]
+        );
+        assert!(store
+            .notifications(&teryt("0201011"), 10)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    pub async fn virtual_account_names_the_account(store: Arc<dyn TestStore>) {
+        let (a, b) = (teryt(A), teryt(B));
+        let with_nrb = |id: &str, n: u64| {
+            EventData::TaxAccountUpserted(TaxAccount {
+                account_id: id.to_owned(),
+                levy: LevyKind::Property,
+                holders: vec![AccountHolder {
+                    taxpayer_id: "T-1".to_owned(),
+                    role: HolderRole::Owner,
+                }],
+                virtual_account: Some(nrb(n)),
+            })
+        };
+        store
+            .apply(&[
+                ev(&a, 1, with_nrb("K-1", 11)),
+                ev(&a, 1, with_nrb("K-2", 22)),
+                ev(&b, 1, with_nrb("K-B", 33)),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .account_by_virtual_account(&a, &nrb(11))
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("K-1")
+        );
+        assert_eq!(
+            store
+                .account_by_virtual_account(&a, &nrb(22))
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("K-2")
+        );
+        assert_eq!(
+            store
+                .account_by_virtual_account(&a, &nrb(33))
+                .await
+                .unwrap(),
+            None,
+            "another tenant's"
+        );
+        assert_eq!(
+            store
+                .account_by_virtual_account(&b, &nrb(11))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .account_by_virtual_account(&a, &nrb(44))
+                .await
+                .unwrap(),
+            None
+        );
+        // A newer version of the account moves it to another virtual account.
+        store
+            .apply(&[ev(&a, 2, with_nrb("K-1", 44))])
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .account_by_virtual_account(&a, &nrb(11))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .account_by_virtual_account(&a, &nrb(44))
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("K-1")
+        );
+    }
+
+    /// Postgres cannot store NUL in text; both backends refuse it, permanently, and a lookup of
+    /// such a key (a forged notification's session id) finds nothing instead of failing.
+    pub async fn nul_characters_are_refused_alike(store: Arc<dyn TestStore>) {
+        let t = teryt(A);
+        let mut bad = new_basket(&t, "B-1", "k", "h", &["S-1"]);
+        bad.orders[0].description = "Podatek\0".to_owned();
+        let err = store.create_basket(&bad).await.unwrap_err();
+        assert!(!err.is_transient(), "{err}");
+        assert_eq!(store.basket(&t, "B-1").await.unwrap(), None);
+        let mut bad_item = new_basket(&t, "B-1", "k", "h", &["S-1"]);
+        bad_item.orders[0].items[0].account_id = "K\0".to_owned();
+        assert!(store.create_basket(&bad_item).await.is_err());
+        created(
+            store
+                .create_basket(&new_basket(&t, "B-1", "k", "h", &["S-1"]))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(store.order(&t, "S-1\0").await.unwrap(), None);
+        assert_eq!(store.basket(&t, "B-1\0").await.unwrap(), None);
+        assert!(!store
+            .update_order(&t, "S-1\0", OrderStatus::Registered, None, None, None)
+            .await
+            .unwrap());
+        assert!(store
+            .update_order(&t, "S-1", OrderStatus::Registered, None, None, Some("a\0b"))
+            .await
+            .is_err());
+        assert!(!store
+            .close_order(&t, "S-1\0", OrderStatus::Canceled, "x", &[])
+            .await
+            .unwrap());
+        assert!(store
+            .close_order(&t, "S-1", OrderStatus::Canceled, "x\0", &[])
+            .await
+            .is_err());
+        assert!(store.settle(&t, "p24\0", None, &[]).await.is_err());
+        let mut forged = audit(&t, 1, NotificationOutcome::Rejected, "bad_signature");
+        forged.session_id = Some("S-1\0".to_owned());
+        assert!(store.audit_notification(&forged).await.is_err());
+        assert!(store.notifications(&t, 10).await.unwrap().is_empty());
+        assert_eq!(
+            store.order(&t, "S-1").await.unwrap().unwrap().status,
+            OrderStatus::Created,
+            "nothing changed"
+        );
+    }
 }
 
 // ---- backend-specific checks ------------------------------------------------------------
@@ -730,4 +1769,56 @@ async fn sqlite_out_of_range_line_is_a_permanent_error() {
         .unwrap_err();
     assert!(!err.is_transient());
     assert_eq!(store.counts(&t).await.unwrap().rejected_records, 0);
+}
+
+/// An outbox row that no longer decodes stops the relay with `Corrupt`, naming its `seq`.
+#[tokio::test]
+async fn sqlite_corrupt_outbox_row_is_reported() {
+    let store = gsko_store::SqliteStore::open(":memory:").await.unwrap();
+    let t = teryt(A);
+    store
+        .enqueue(&[ev(&t, 1, unmatched("U-1", UnmatchedReason::Unidentified))])
+        .await
+        .unwrap();
+    let seq = store.outbox_pending(1).await.unwrap()[0].seq;
+    sqlx::query("UPDATE outbox SET body = '{\"specversion\": \"1.0\"}'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    match store.outbox_pending(10).await {
+        Err(StoreError::Corrupt {
+            table: "outbox",
+            key,
+            ..
+        }) => assert_eq!(key, seq.to_string()),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn postgres_corrupt_outbox_row_is_reported() {
+    let db = PgTestDb::create().await;
+    let store = gsko_store::PgStore::connect(&db.url, 2).await.unwrap();
+    let t = teryt(A);
+    store
+        .enqueue(&[ev(&t, 1, unmatched("U-1", UnmatchedReason::Unidentified))])
+        .await
+        .unwrap();
+    sqlx::query("UPDATE outbox SET body = 'not json'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let result = store.outbox_pending(10).await;
+    store.close().await;
+    db.drop_db().await;
+    assert!(
+        matches!(
+            result,
+            Err(StoreError::Corrupt {
+                table: "outbox",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
 }

@@ -5,12 +5,16 @@
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use futures::FutureExt;
 use gsko_model::*;
-use gsko_store::{PgStore, SqliteStore, Store};
+use gsko_store::{PaymentStore, PgStore, SqliteStore, Store};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 pub const SOURCE: &str = "/gsko/test";
+
+/// Both interfaces of a backend: the contract tests run every scenario on each of them.
+pub trait TestStore: Store + PaymentStore {}
+impl<T: Store + PaymentStore + ?Sized> TestStore for T {}
 
 pub fn teryt(s: &str) -> Teryt {
     Teryt::parse(s).expect("valid TERYT in test")
@@ -177,6 +181,65 @@ pub fn import(sha: &str) -> EventData {
     })
 }
 
+/// A payment settled on `paid_on`, one item per (account, grosze).
+pub fn payment(id: &str, paid_on: NaiveDate, items: &[(&str, i64)]) -> Payment {
+    Payment {
+        payment_id: id.to_owned(),
+        channel: PaymentChannel::Przelewy24,
+        amount: grosze(items.iter().map(|(_, g)| g).sum()),
+        paid_on,
+        received_on: paid_on,
+        items: items
+            .iter()
+            .map(|(account, g)| PaymentItem {
+                account_id: (*account).to_owned(),
+                liability_id: None,
+                installment_seq: None,
+                amount: grosze(*g),
+            })
+            .collect(),
+        external_ref: Some(format!("ext-{id}")),
+        virtual_account: None,
+        title: Some("Podatek od nieruchomości".to_owned()),
+    }
+}
+
+pub fn settled(id: &str, paid_on: NaiveDate, items: &[(&str, i64)]) -> EventData {
+    EventData::PaymentSettled(payment(id, paid_on, items))
+}
+
+pub fn booked(
+    payment: &str,
+    posting: &str,
+    account: &str,
+    amount: i64,
+    on: NaiveDate,
+) -> EventData {
+    EventData::PaymentBooked(PaymentBooked {
+        payment_id: payment.to_owned(),
+        account_id: account.to_owned(),
+        posting_id: posting.to_owned(),
+        amount: grosze(amount),
+        booked_on: on,
+    })
+}
+
+pub fn unmatched(id: &str, reason: UnmatchedReason) -> EventData {
+    EventData::PaymentUnmatched(UnmatchedPayment {
+        payment_id: id.to_owned(),
+        channel: PaymentChannel::BankTransfer,
+        amount: grosze(12_345),
+        paid_on: Some(date(2026, 3, 14)),
+        reason,
+        detail: "no tax account has this virtual account".to_owned(),
+        source: format!("mt940-2026-03-14.sta:{id}"),
+        external_ref: None,
+        virtual_account: Some(nrb(77)),
+        title: Some("podatek".to_owned()),
+        raw: ":61:2603140314C123,45NTRF".to_owned(),
+    })
+}
+
 // ---- databases --------------------------------------------------------------------------
 
 /// The Postgres server the tests create their databases on.
@@ -238,7 +301,7 @@ impl PgTestDb {
 /// Runs `f` against a store on a fresh Postgres database, dropping it even when `f` panics.
 pub async fn with_pg<F, Fut>(f: F)
 where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
+    F: FnOnce(Arc<dyn TestStore>) -> Fut,
     Fut: Future<Output = ()>,
 {
     let db = PgTestDb::create().await;
@@ -257,7 +320,7 @@ where
 
 pub async fn with_sqlite_memory<F, Fut>(f: F)
 where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
+    F: FnOnce(Arc<dyn TestStore>) -> Fut,
     Fut: Future<Output = ()>,
 {
     let store = SqliteStore::open(":memory:")
@@ -268,7 +331,7 @@ where
 
 pub async fn with_sqlite_file<F, Fut>(f: F)
 where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
+    F: FnOnce(Arc<dyn TestStore>) -> Fut,
     Fut: Future<Output = ()>,
 {
     let dir = tempfile::tempdir().expect("temp dir");
