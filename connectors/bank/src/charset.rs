@@ -102,6 +102,18 @@ impl Charset {
     }
 }
 
+/// The Elixir-0 writer (`gsko-elixir`) takes `gsko-codepages`' encodings.
+impl From<Charset> for TextEncoding {
+    fn from(c: Charset) -> TextEncoding {
+        match c {
+            Charset::Utf8 => TextEncoding::Utf8,
+            Charset::Cp1250 => TextEncoding::Cp1250,
+            Charset::Iso8859_2 => TextEncoding::Iso8859_2,
+            Charset::Cp852 => TextEncoding::Cp852,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

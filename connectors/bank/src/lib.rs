@@ -8,7 +8,8 @@
 //!   errors that keep the raw text;
 //! - [`layout86`]: the banks' `:86:` conventions behind the [`Layout86`] trait;
 //! - [`mod@identify`]: virtual account → gateway payout → title → unidentified;
-//! - [`elixir`]: Elixir-0 records for ledgers;
+//! - [`elixir`]: Elixir-0 records for ledgers (the writer is `gsko-elixir`'s; the record of a
+//!   statement credit is here);
 //! - [`inspect_statement`]: what a file contains, as JSON lines, touching nothing.
 //!
 //! The connector knows its external formats and the normalized model, nothing else. It never
@@ -39,7 +40,7 @@ pub mod layout86;
 pub mod mt940;
 
 pub use charset::Charset;
-pub use elixir::{ElixirError, ElixirPayment, ElixirWriter};
+pub use elixir::{from_credit, ElixirError, ElixirPayment, ElixirWriter, FromCredit};
 pub use identify::{
     identify, identify_with, AccountRef, Gateway, GatewayRule, Identification, IdentifyRules,
     TitleRule, UnidentifiedReason, VirtualAccountDirectory, VirtualRange,

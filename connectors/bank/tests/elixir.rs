@@ -6,7 +6,7 @@ mod common;
 
 use chrono::NaiveDate;
 use common::*;
-use gsko_bank::elixir::{CREDIT_TRANSFER, STANDARD_CLASSIFICATION};
+use gsko_bank::elixir::{FromCredit, CREDIT_TRANSFER, STANDARD_CLASSIFICATION};
 use gsko_bank::{
     identify, parse_statements_with, Charset, ElixirError, ElixirPayment, ElixirWriter,
 };

@@ -13,11 +13,16 @@
 //! - [`encoding`] turns the bytes of legacy code pages into UTF-8;
 //! - [`pickup`] watches a tenant's inbox, publishes the records as events in confirmed batches
 //!   and only then moves the file away, so a crash never loses anything;
-//! - [`inspect`] prints what a file would publish, touching nothing.
+//! - [`inspect`] prints what a file would publish, touching nothing;
+//! - [`booking`] is the other direction: `pl.gsko.payment.book.v1` commands become payment files
+//!   in the ledger's import directory (GSKO XML or Elixir-0), exactly once per payment; the
+//!   ledger's next export names the payment on its postings (`payment` attribute), which the XML
+//!   reader publishes as `pl.gsko.payment.booked.v1`.
 //!
 //! The connector knows its external format and the normalized model, nothing else: no SQL, no
 //! other connector.
 
+pub mod booking;
 pub mod csv;
 pub mod encoding;
 pub mod pickup;
@@ -28,6 +33,9 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
 
+pub use booking::{
+    run_booking, BookingError, BookingFormat, BookingWriter, ElixirOptions, Written, BOOKING_QUEUE,
+};
 pub use pickup::{
     fetch_url, import_file, import_inbox, FetchError, ImportError, ImportOptions, ImportOutcome,
     ImportReport, TenantDirs,

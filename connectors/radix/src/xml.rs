@@ -5,6 +5,11 @@
 //! small tree, checked, normalized and handed out before the next one is read, so memory stays
 //! flat however large the export is (a single record is capped at [`MAX_RECORD_BYTES`]).
 //!
+//! A `<posting kind="payment">` with a `payment` attribute (the GSKO payment the ledger booked
+//! it from, see `connectors/radix/src/booking.rs`) yields two records with the same version and
+//! line: the posting, then a [`PaymentBooked`] naming payment, account, posting, amount and
+//! value date. Pickup publishes both, so GSKO learns the ledger booked what it sent.
+//!
 //! Errors come at three levels:
 //! - a bad record (checksum, negative amount, unknown levy, installments not summing …) becomes
 //!   a [`RejectedRecord`] naming file, line, record, field and reason, and reading goes on with
@@ -23,7 +28,8 @@ use crate::{
 };
 use chrono::NaiveDate;
 use gsko_model::payload::{
-    AccountHolder, ContactChannel, ContactKind, Decision, HolderRole, Installment, TaxpayerKind,
+    AccountHolder, ContactChannel, ContactKind, Decision, HolderRole, Installment, PaymentBooked,
+    TaxpayerKind,
 };
 use gsko_model::{
     Address, Amount, Balance, EventData, LedgerPosting, LevyKind, Liability, Nip, Nrb, Pesel,
@@ -234,6 +240,8 @@ pub struct XmlSource<R: BufRead> {
     header: ExportHeader,
     state: State,
     stopped: Option<String>,
+    /// The second event of the last record (a posting's [`PaymentBooked`]), handed out next.
+    pending: Option<SourceItem>,
 }
 
 fn is_export_ns(r: &ResolveResult) -> bool {
@@ -364,6 +372,7 @@ impl<R: BufRead> XmlSource<R> {
             header,
             state: State::InRoot,
             stopped: None,
+            pending: None,
         })
     }
 
@@ -503,6 +512,9 @@ impl<R: BufRead> XmlSource<R> {
     }
 
     fn step(&mut self) -> Result<Option<SourceItem>, FileError> {
+        if let Some(item) = self.pending.take() {
+            return Ok(Some(item));
+        }
         loop {
             if self.state == State::Done {
                 return Ok(None);
@@ -660,11 +672,20 @@ impl<R: BufRead> XmlSource<R> {
                 ))),
             };
             return Ok(Some(match result {
-                Ok((data, source_version)) => SourceItem::Record(Box::new(NormalizedRecord {
-                    data,
-                    source_version,
-                    line: start_line,
-                })),
+                Ok((data, source_version, extra)) => {
+                    self.pending = extra.map(|data| {
+                        SourceItem::Record(Box::new(NormalizedRecord {
+                            data,
+                            source_version,
+                            line: start_line,
+                        }))
+                    });
+                    SourceItem::Record(Box::new(NormalizedRecord {
+                        data,
+                        source_version,
+                        line: start_line,
+                    }))
+                }
                 Err(f) => self.reject(start_line, &record_type, record_id, f, raw),
             }));
         }
@@ -920,13 +941,18 @@ fn seq_value(field: &str, v: &str) -> Result<u8, Fault> {
     }
 }
 
-fn convert(section: Section, el: &Elem) -> Result<(EventData, i64), Fault> {
+/// A record's event and version, and for a posting that books a GSKO payment the
+/// [`PaymentBooked`] event that goes out next to it (with the same version).
+type Converted = (EventData, i64, Option<EventData>);
+
+fn convert(section: Section, el: &Elem) -> Result<Converted, Fault> {
+    let single = |r: Result<(EventData, i64), Fault>| r.map(|(d, v)| (d, v, None));
     match section {
-        Section::Taxpayers => taxpayer(el),
-        Section::Accounts => account(el),
-        Section::Liabilities => liability(el),
+        Section::Taxpayers => single(taxpayer(el)),
+        Section::Accounts => single(account(el)),
+        Section::Liabilities => single(liability(el)),
         Section::Postings => posting(el),
-        Section::Balances => balance(el),
+        Section::Balances => single(balance(el)),
     }
 }
 
@@ -1225,7 +1251,7 @@ fn liability(el: &Elem) -> Result<(EventData, i64), Fault> {
     Ok((EventData::LiabilityUpserted(l), version))
 }
 
-fn posting(el: &Elem) -> Result<(EventData, i64), Fault> {
+fn posting(el: &Elem) -> Result<Converted, Fault> {
     el.check_shape(
         "",
         &[
@@ -1237,6 +1263,7 @@ fn posting(el: &Elem) -> Result<(EventData, i64), Fault> {
             "amount",
             "liability",
             "installment",
+            "payment",
         ],
         &[("description", 1)],
     )?;
@@ -1262,7 +1289,23 @@ fn posting(el: &Elem) -> Result<(EventData, i64), Fault> {
             "an installment is named without its liability",
         ));
     }
+    let payment_id = el
+        .attr("payment")
+        .map(|v| id_value("payment", v))
+        .transpose()?;
     let description = el.child_text("", "description")?;
+    // Only a payment books a GSKO payment; on other kinds the attribute is checked and ignored.
+    let booked = payment_id
+        .filter(|_| kind == PostingKind::Payment)
+        .map(|payment_id| {
+            EventData::PaymentBooked(PaymentBooked {
+                payment_id,
+                account_id: account_id.clone(),
+                posting_id: posting_id.clone(),
+                amount,
+                booked_on: value_date,
+            })
+        });
     let p = LedgerPosting {
         posting_id,
         account_id,
@@ -1273,7 +1316,7 @@ fn posting(el: &Elem) -> Result<(EventData, i64), Fault> {
         installment_seq,
         description,
     };
-    Ok((EventData::PostingRecorded(p), version))
+    Ok((EventData::PostingRecorded(p), version, booked))
 }
 
 fn balance(el: &Elem) -> Result<(EventData, i64), Fault> {

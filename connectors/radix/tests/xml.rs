@@ -140,7 +140,45 @@ fn example_incremental_is_read() {
     assert_eq!(src.header().kind, ExportKind::Incremental);
     let (ok, bad) = drain(&mut src);
     assert!(bad.is_empty(), "{bad:#?}");
-    assert_eq!(ok.len(), 8);
+    assert_eq!(ok.len(), 10);
+    // The posting booked from GSKO's payment file comes with its PaymentBooked, same version
+    // and line.
+    let booked: Vec<_> = ok
+        .iter()
+        .filter_map(|(d, v, l)| match d {
+            EventData::PaymentBooked(b) => Some((b, *v, *l)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(booked.len(), 1);
+    let (b, v, l) = booked[0];
+    assert_eq!(
+        (
+            b.payment_id.as_str(),
+            b.account_id.as_str(),
+            b.posting_id.as_str(),
+            b.amount.grosze(),
+            b.booked_on.to_string().as_str(),
+            v
+        ),
+        (
+            "p24-0001-2026-03-14",
+            "A-WASTE-000004",
+            "P-000004",
+            11379,
+            "2026-03-14",
+            1
+        )
+    );
+    let i = ok
+        .iter()
+        .position(|(d, _, _)| matches!(d, EventData::PaymentBooked(_)))
+        .unwrap();
+    assert!(
+        matches!(&ok[i - 1].0, EventData::PostingRecorded(p) if p.posting_id == "P-000004"),
+        "the posting comes first"
+    );
+    assert_eq!(ok[i - 1].2, l);
     let EventData::TaxpayerUpserted(t) = &ok[0].0 else {
         panic!()
     };
@@ -406,4 +444,53 @@ fn inspect_writes_cloudevents_json_lines() {
     assert!(events
         .iter()
         .all(|e| e.correlation_id.as_deref() == Some(sha.as_str())));
+}
+
+#[test]
+fn a_posting_naming_a_payment_is_also_a_payment_booked() {
+    let xml = format!(
+        r#"{HEAD}  <postings>
+    <posting id="P1" version="7" account="A1" kind="payment" value-date="2026-03-14" amount="12.34" liability="L1" installment="2" payment="payu-42"/>
+    <posting id="P2" version="1" account="A1" kind="payment" value-date="2026-03-14" amount="5.00" payment="  "/>
+    <posting id="P3" version="1" account="A1" kind="payment" value-date="2026-03-14" amount="5.00" payment="{long}"/>
+    <posting id="P4" version="2" account="A1" kind="refund" value-date="2026-03-15" amount="5.00" payment="payu-42"/>
+    <posting id="P5" version="3" account="A1" kind="payment" value-date="2026-03-16" amount="1.00"/>
+  </postings>
+</radix-export>
+"#,
+        long = "x".repeat(65)
+    );
+    let mut src = source(&xml).unwrap();
+    let (ok, bad) = drain(&mut src);
+    let kinds: Vec<(MessageType, i64)> =
+        ok.iter().map(|(d, v, _)| (d.message_type(), *v)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (MessageType::PostingRecorded, 7),
+            (MessageType::PaymentBooked, 7),
+            (MessageType::PostingRecorded, 2),
+            (MessageType::PostingRecorded, 3),
+        ]
+    );
+    let EventData::PaymentBooked(b) = &ok[1].0 else {
+        panic!("{:?}", ok[1])
+    };
+    assert_eq!(
+        (
+            b.payment_id.as_str(),
+            b.account_id.as_str(),
+            b.posting_id.as_str(),
+            b.amount.grosze()
+        ),
+        ("payu-42", "A1", "P1", 1234)
+    );
+    assert_eq!(b.booked_on.to_string(), "2026-03-14");
+    assert_eq!(bad.len(), 2, "{bad:#?}");
+    for r in &bad {
+        assert_eq!(r.field.as_deref(), Some("payment"), "{r:?}");
+        assert_eq!(r.record_type, "posting");
+    }
+    assert_eq!(bad[0].record_id.as_deref(), Some("P2"));
+    assert_eq!(bad[1].record_id.as_deref(), Some("P3"));
 }

@@ -7,6 +7,7 @@
 //! instead of calling `gsko-model`'s validators; the tests use the model only to cross-check.
 //!
 //! - [`radix`]: deterministic RADIX exports (format v1) for any number of taxpayers.
+//! - [`ledger`]: a RADIX ledger that books GSKO's payment files and answers with an export.
 //! - [`municipalities`]: five real gminy for the demo.
 //! - [`identifiers`]: PESEL, NIP, REGON and NRB with correct check digits.
 //!
@@ -32,6 +33,7 @@
 pub mod bank;
 pub mod date;
 pub mod identifiers;
+pub mod ledger;
 pub mod municipalities;
 mod names;
 pub mod payu;
