@@ -146,6 +146,11 @@ pub struct HttpConfig {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_body_limit")]
     pub body_limit: usize,
+    /// The address payment gateways reach this service at (`https://gsko.example.gov.pl`),
+    /// used to build their notification URLs. Defaults to `http://<listen>`, which only a
+    /// gateway simulator on the same machine can reach.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -153,6 +158,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: default_listen(),
             body_limit: default_body_limit(),
+            public_url: None,
         }
     }
 }
@@ -224,6 +230,137 @@ pub struct TenantConfig {
     pub name: String,
     #[serde(default)]
     pub radix: Option<RadixConfig>,
+    /// Online payments: the tenant's merchant accounts at the gateways.
+    #[serde(default)]
+    pub payments: Option<PaymentsConfig>,
+    /// Bank statements (MT940) of the tenant's collection account.
+    #[serde(default)]
+    pub bank: Option<BankConfig>,
+}
+
+/// Online payments of one tenant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsConfig {
+    /// Where the gateway sends the resident back after paying, unless the request names one
+    /// of `allowed_return_urls`.
+    pub return_url: String,
+    /// URL prefixes a portal may ask the resident to be sent back to.
+    #[serde(default)]
+    pub allowed_return_urls: Vec<String>,
+    /// Merchant accounts by name (e.g. `taxes`, `waste`): municipalities often collect each
+    /// levy on its own bank account, so one basket may become several orders.
+    pub merchants: BTreeMap<String, MerchantConfig>,
+}
+
+/// One merchant account: the levies it collects and the gateways it is registered with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantConfig {
+    /// Levy kinds as in the RADIX export (`property`, `waste_fee`, …).
+    pub levies: Vec<String>,
+    #[serde(default)]
+    pub przelewy24: Option<P24MerchantConfig>,
+    #[serde(default)]
+    pub payu: Option<PayuMerchantConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct P24MerchantConfig {
+    /// `https://secure.przelewy24.pl` or `https://sandbox.przelewy24.pl`.
+    pub url: String,
+    pub merchant_id: i64,
+    /// Defaults to `merchant_id`.
+    #[serde(default)]
+    pub pos_id: Option<i64>,
+    /// "Klucz do raportów" (API key).
+    pub api_key: SecretSource,
+    /// CRC key for `sign`.
+    pub crc: SecretSource,
+    #[serde(default = "default_gateway_timeout")]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayuMerchantConfig {
+    /// `https://secure.payu.com` or `https://secure.snd.payu.com`.
+    pub url: String,
+    pub pos_id: String,
+    /// Defaults to `pos_id`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    pub client_secret: SecretSource,
+    /// The POS "second key" that signs notifications.
+    pub second_key: SecretSource,
+    #[serde(default = "default_gateway_timeout")]
+    pub timeout_secs: u64,
+}
+
+const fn default_gateway_timeout() -> u64 {
+    15
+}
+
+/// MT940 statements of the tenant's bank account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BankConfig {
+    /// The bank drops statements into its `inbox/`; GSKO moves each to `processed/` or
+    /// `failed/`.
+    pub directory: PathBuf,
+    /// `:86:` layout: `separated` (PKO BP, Pekao, ING: `~`-separated subfields) or `mbank`.
+    #[serde(default = "default_layout")]
+    pub layout: String,
+    /// Code page of the files: `cp852`, `cp1250`, `iso-8859-2` or `utf-8`.
+    #[serde(default = "default_bank_charset")]
+    pub charset: String,
+    /// Cron expression (seconds first) of the statement pickup.
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+}
+
+fn default_layout() -> String {
+    "separated".to_owned()
+}
+
+fn default_bank_charset() -> String {
+    "cp852".to_owned()
+}
+
+/// How settled payments reach the ledger.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BookingConfig {
+    /// Where the ledger picks up GSKO's payment files; default `<radix.directory>/booking`.
+    #[serde(default)]
+    pub directory: Option<PathBuf>,
+    /// `xml` (the GSKO payment contract, schemas/radix/radix-payments-v1.xsd) or `elixir0`.
+    #[serde(default = "default_booking_format")]
+    pub format: String,
+    /// Elixir-0 only: the municipality's collection account (beneficiary when a payment has
+    /// no virtual account).
+    #[serde(default)]
+    pub collection_account: Option<String>,
+    /// Elixir-0 only: the beneficiary's name and address as the ledger expects it; default
+    /// the tenant's name.
+    #[serde(default)]
+    pub beneficiary_name: Option<String>,
+    /// Elixir-0 only: the ordering account written for gateway payments, per gateway
+    /// (`przelewy24 = "…"`, `payu = "…"`: the gateway's payout account).
+    #[serde(default)]
+    pub gateway_accounts: BTreeMap<String, String>,
+    /// Elixir-0 only: the ordering account written for bank transfers (the command does not
+    /// carry the payer's account); default the collection account.
+    #[serde(default)]
+    pub bank_transfer_account: Option<String>,
+    /// Elixir-0 only: code page (`utf-8`, `cp1250`, `cp852`).
+    #[serde(default)]
+    pub charset: Option<String>,
+}
+
+fn default_booking_format() -> String {
+    "xml".to_owned()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -243,6 +380,9 @@ pub struct RadixConfig {
     /// the GSKO export contract.
     #[serde(default)]
     pub csv: Option<toml::Table>,
+    /// Booking of settled payments into the ledger (`[radix.booking]`).
+    #[serde(default)]
+    pub booking: Option<BookingConfig>,
 }
 
 fn default_schedule() -> String {
@@ -342,6 +482,12 @@ impl Config {
             if let Some(r) = &t.radix {
                 validate_radix(&file, base, r)?;
             }
+            if let Some(p) = &t.payments {
+                validate_payments(&file, p)?;
+            }
+            if let Some(b) = &t.bank {
+                validate_bank(&file, b)?;
+            }
             tenants.insert(teryt, (file, t));
         }
         if tenants.is_empty() {
@@ -369,6 +515,117 @@ impl Config {
     pub fn resolve_path(&self, p: &Path) -> PathBuf {
         self.path.parent().unwrap_or(Path::new(".")).join(p)
     }
+}
+
+fn validate_url(file: &Path, key: &str, url: &str) -> Result<(), ConfigError> {
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(ConfigError::invalid(
+            file,
+            key,
+            format!("{url:?} is not an http(s) URL"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_payments(file: &Path, p: &PaymentsConfig) -> Result<(), ConfigError> {
+    validate_url(file, "payments.return_url", &p.return_url)?;
+    for u in &p.allowed_return_urls {
+        validate_url(file, "payments.allowed_return_urls", u)?;
+    }
+    if p.merchants.is_empty() {
+        return Err(ConfigError::invalid(
+            file,
+            "payments.merchants",
+            "at least one merchant account is needed",
+        ));
+    }
+    let mut levy_owner: std::collections::HashMap<gsko_model::LevyKind, &str> =
+        std::collections::HashMap::new();
+    for (name, m) in &p.merchants {
+        let key = format!("payments.merchants.{name}");
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(ConfigError::invalid(
+                file,
+                &key,
+                "merchant names may hold only letters, digits, '_' and '-' (they appear in URLs)",
+            ));
+        }
+        if m.przelewy24.is_none() && m.payu.is_none() {
+            return Err(ConfigError::invalid(
+                file,
+                &key,
+                "needs a [przelewy24] or [payu] section",
+            ));
+        }
+        if m.levies.is_empty() {
+            return Err(ConfigError::invalid(
+                file,
+                format!("{key}.levies"),
+                "names no levy",
+            ));
+        }
+        for levy in &m.levies {
+            let kind: gsko_model::LevyKind =
+                serde_json::from_value(serde_json::Value::String(levy.clone())).map_err(|_| {
+                    ConfigError::invalid(
+                        file,
+                        format!("{key}.levies"),
+                        format!("unknown levy {levy:?}"),
+                    )
+                })?;
+            if let Some(other) = levy_owner.insert(kind, name) {
+                return Err(ConfigError::invalid(
+                    file,
+                    format!("{key}.levies"),
+                    format!("levy {levy:?} is already collected by merchant {other:?}"),
+                ));
+            }
+        }
+        if let Some(c) = &m.przelewy24 {
+            validate_url(file, &format!("{key}.przelewy24.url"), &c.url)?;
+            for (k, secret) in [("api_key", &c.api_key), ("crc", &c.crc)] {
+                secret
+                    .resolve()
+                    .map_err(|r| ConfigError::invalid(file, format!("{key}.przelewy24.{k}"), r))?;
+            }
+        }
+        if let Some(c) = &m.payu {
+            validate_url(file, &format!("{key}.payu.url"), &c.url)?;
+            for (k, secret) in [
+                ("client_secret", &c.client_secret),
+                ("second_key", &c.second_key),
+            ] {
+                secret
+                    .resolve()
+                    .map_err(|r| ConfigError::invalid(file, format!("{key}.payu.{k}"), r))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_bank(file: &Path, b: &BankConfig) -> Result<(), ConfigError> {
+    if !["separated", "mbank"].contains(&b.layout.as_str()) {
+        return Err(ConfigError::invalid(
+            file,
+            "bank.layout",
+            format!("{:?} is not one of separated, mbank", b.layout),
+        ));
+    }
+    let known: Result<gsko_codepages::TextEncoding, _> =
+        serde_json::from_value(serde_json::Value::String(b.charset.clone()));
+    if known.is_err() {
+        return Err(ConfigError::invalid(
+            file,
+            "bank.charset",
+            format!("unknown code page {:?}", b.charset),
+        ));
+    }
+    Ok(())
 }
 
 fn validate_main(path: &Path, main: &MainConfig) -> Result<(), ConfigError> {

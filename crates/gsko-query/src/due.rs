@@ -13,7 +13,7 @@ use gsko_taxrules::{Arrear, InterestRates, TaxRulesError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-pub const NOTE: &str = "Estimate computed by GSKO from the installments and the payments booked against them; interest on arrears per art. 56 Ordynacja podatkowa, rounded to full zloty, not charged up to the 8.70 zl threshold. The tax ledger's figures are authoritative (see /balance).";
+pub const NOTE: &str = "Estimate computed by GSKO from the installments and the payments booked against them (and those received but not yet booked); interest on arrears per art. 56 Ordynacja podatkowa, rounded to full zloty, not charged up to the 8.70 zl threshold. The tax ledger's figures are authoritative (see /balance).";
 
 #[derive(Debug, Serialize)]
 pub struct InterestPeriodView {
@@ -98,6 +98,19 @@ fn paid_per_installment(v: &ResidentView) -> BTreeMap<(String, u8), i64> {
             _ => continue,
         };
         *paid.entry((l.clone(), seq)).or_default() += sign * p.amount.grosze();
+    }
+    // Payments GSKO saw settle but the ledger has not booked yet count towards the installment
+    // they were made for; otherwise the resident would be asked to pay it again.
+    for pv in v
+        .payments
+        .iter()
+        .filter(|p| p.status == gsko_store::BookingStatus::Received)
+    {
+        for item in &pv.payment.items {
+            if let (Some(l), Some(seq)) = (&item.liability_id, item.installment_seq) {
+                *paid.entry((l.clone(), seq)).or_default() += item.amount.grosze();
+            }
+        }
     }
     paid
 }

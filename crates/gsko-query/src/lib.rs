@@ -8,12 +8,13 @@
 
 mod due;
 pub mod metrics;
+mod pay;
 mod resident;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use gsko_config::PortalKey;
 use gsko_model::{Pesel, Teryt};
@@ -43,6 +44,8 @@ pub struct AppState {
     pub today: fn() -> chrono::NaiveDate,
     /// Interest rates on arrears by effective date (data shipped with GSKO).
     pub rates: Arc<gsko_taxrules::InterestRates>,
+    /// Online payments; `None` when no tenant of the deployment has them configured.
+    pub payments: Option<Arc<gsko_payments::PaymentService>>,
 }
 
 impl AppState {
@@ -63,7 +66,13 @@ impl AppState {
                 gsko_taxrules::InterestRates::builtin()
                     .expect("the built-in interest rate table is valid"),
             ),
+            payments: None,
         }
+    }
+
+    pub fn with_payments(mut self, payments: Arc<gsko_payments::PaymentService>) -> Self {
+        self.payments = Some(payments);
+        self
     }
 }
 
@@ -84,6 +93,14 @@ pub enum ApiError {
     BadTenant(String),
     #[error("{0}")]
     BadQuery(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("online payments are not available in this tenant")]
+    PaymentsNotConfigured,
     #[error("no data for this resident in this tenant")]
     NotFound,
     #[error("the view is temporarily unavailable, try again")]
@@ -102,6 +119,10 @@ impl ApiError {
             ApiError::BadResident(_) => (StatusCode::BAD_REQUEST, "invalid_resident"),
             ApiError::BadTenant(_) => (StatusCode::BAD_REQUEST, "invalid_tenant"),
             ApiError::BadQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "idempotency_key_reused"),
+            ApiError::PaymentsNotConfigured => (StatusCode::NOT_FOUND, "payments_not_configured"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -212,11 +233,28 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
         ("/v1/tenants/{teryt}/resident/balance", get(balance)),
         ("/v1/tenants/{teryt}/resident/ledger", get(ledger)),
         ("/v1/tenants/{teryt}/resident/due", get(due)),
+        ("/v1/tenants/{teryt}/resident/payments", get(pay::payments)),
+        (
+            "/v1/tenants/{teryt}/resident/payment-orders",
+            post(pay::create_payment_order),
+        ),
+        (
+            "/v1/tenants/{teryt}/resident/payment-orders/{basket_id}",
+            get(pay::payment_order),
+        ),
         (
             "/v1/tenants/{teryt}/admin/rejected-records",
             get(rejected_records),
         ),
         ("/v1/tenants/{teryt}/admin/imports", get(imports)),
+        (
+            "/v1/tenants/{teryt}/admin/unmatched-payments",
+            get(pay::unmatched_payments),
+        ),
+        (
+            "/v1/tenants/{teryt}/admin/gateway-notifications",
+            get(pay::gateway_notifications),
+        ),
     ]
 }
 

@@ -238,3 +238,70 @@ mod tests {
         assert!(is_working_day(d(2200, 1, 1)).is_err());
     }
 }
+
+/// The calendar day in Poland (Europe/Warsaw: CET, CEST from the last Sunday of March to the
+/// last Sunday of October, switching at 01:00 UTC) at an instant. Payment dates are Polish
+/// calendar days: a card payment at 23:30 UTC on 14 March is a payment of 15 March.
+pub fn warsaw_date(at: chrono::DateTime<chrono::Utc>) -> NaiveDate {
+    use chrono::{Duration, NaiveTime};
+    fn last_sunday(year: i32, month: u32) -> NaiveDate {
+        let mut d =
+            NaiveDate::from_ymd_opt(year, month, 31).expect("March and October have 31 days");
+        while d.weekday() != Weekday::Sun {
+            d = d.pred_opt().expect("in range");
+        }
+        d
+    }
+    let year = at.year();
+    let one_am = NaiveTime::from_hms_opt(1, 0, 0).expect("valid time");
+    let summer_starts = last_sunday(year, 3).and_time(one_am).and_utc();
+    let summer_ends = last_sunday(year, 10).and_time(one_am).and_utc();
+    let offset = if at >= summer_starts && at < summer_ends {
+        Duration::hours(2)
+    } else {
+        Duration::hours(1)
+    };
+    (at + offset).date_naive()
+}
+
+#[cfg(test)]
+mod warsaw_tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn winter_and_summer_offsets_and_the_switch_instants() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        // Winter: UTC+1.
+        assert_eq!(
+            warsaw_date(Utc.with_ymd_and_hms(2026, 3, 14, 23, 30, 0).unwrap()),
+            d(2026, 3, 15)
+        );
+        assert_eq!(
+            warsaw_date(Utc.with_ymd_and_hms(2026, 3, 14, 22, 59, 0).unwrap()),
+            d(2026, 3, 14)
+        );
+        // Summer: UTC+2 (2026: 29 March to 25 October).
+        assert_eq!(
+            warsaw_date(Utc.with_ymd_and_hms(2026, 7, 1, 22, 0, 0).unwrap()),
+            d(2026, 7, 2)
+        );
+        assert_eq!(
+            warsaw_date(Utc.with_ymd_and_hms(2026, 7, 1, 21, 59, 0).unwrap()),
+            d(2026, 7, 1)
+        );
+        // Around the October switch (25 Oct 2026, 01:00 UTC).
+        assert_eq!(
+            warsaw_date(Utc.with_ymd_and_hms(2026, 10, 24, 22, 30, 0).unwrap()),
+            d(2026, 10, 25)
+        );
+        assert_eq!(
+            warsaw_date(Utc.with_ymd_and_hms(2026, 10, 25, 23, 30, 0).unwrap()),
+            d(2026, 10, 26)
+        );
+        assert_eq!(
+            warsaw_date(Utc.with_ymd_and_hms(2026, 10, 25, 22, 30, 0).unwrap()),
+            d(2026, 10, 25)
+        );
+    }
+}

@@ -53,7 +53,7 @@ pub mod split;
 
 pub use allocation::{allocate, allocate_with, AllocatedLine, Allocation, AllocationBasis, Arrear};
 pub use calendar::{
-    easter_sunday, effective_due_date, is_working_day, polish_public_holiday, Holiday,
+    easter_sunday, effective_due_date, is_working_day, polish_public_holiday, warsaw_date, Holiday,
 };
 pub use due::{due_today, due_today_with, InstallmentDue};
 pub use error::TaxRulesError;

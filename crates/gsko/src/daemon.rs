@@ -55,34 +55,39 @@ pub fn import_options(r: &gsko_config::RadixConfig) -> Result<gsko_radix::Import
 
 pub struct Backends {
     pub store: Arc<dyn Store>,
+    /// The same database, seen by the payment service (orders, audit, outbox).
+    pub payments: Arc<dyn gsko_store::PaymentStore>,
     pub bus: Arc<dyn Bus>,
 }
 
 pub async fn open_backends(cfg: &Config) -> Result<Backends> {
-    let store: Arc<dyn Store> = match &cfg.main.database {
-        DatabaseConfig::Postgres {
-            url,
-            max_connections,
-        } => {
-            let url = url
-                .resolve()
-                .map_err(anyhow::Error::msg)
-                .context("database.url")?;
-            Arc::new(
-                gsko_store::PgStore::connect(url.expose(), *max_connections)
-                    .await
-                    .context("connecting to PostgreSQL")?,
-            )
-        }
-        DatabaseConfig::Sqlite { path } => {
-            let path = cfg.resolve_path(path);
-            Arc::new(
-                gsko_store::SqliteStore::open(&path)
-                    .await
-                    .with_context(|| format!("opening SQLite database {}", path.display()))?,
-            )
-        }
-    };
+    let (store, payments): (Arc<dyn Store>, Arc<dyn gsko_store::PaymentStore>) =
+        match &cfg.main.database {
+            DatabaseConfig::Postgres {
+                url,
+                max_connections,
+            } => {
+                let url = url
+                    .resolve()
+                    .map_err(anyhow::Error::msg)
+                    .context("database.url")?;
+                let pg = Arc::new(
+                    gsko_store::PgStore::connect(url.expose(), *max_connections)
+                        .await
+                        .context("connecting to PostgreSQL")?,
+                );
+                (pg.clone(), pg)
+            }
+            DatabaseConfig::Sqlite { path } => {
+                let path = cfg.resolve_path(path);
+                let lite = Arc::new(
+                    gsko_store::SqliteStore::open(&path)
+                        .await
+                        .with_context(|| format!("opening SQLite database {}", path.display()))?,
+                );
+                (lite.clone(), lite)
+            }
+        };
     let bus: Arc<dyn Bus> = match &cfg.main.bus {
         BusConfig::Amqp {
             url,
@@ -120,7 +125,11 @@ pub async fn open_backends(cfg: &Config) -> Result<Backends> {
             )
         }
     };
-    Ok(Backends { store, bus })
+    Ok(Backends {
+        store,
+        payments,
+        bus,
+    })
 }
 
 /// Lists parked messages through the configured bus, without taking them off the queue.
@@ -370,7 +379,11 @@ async fn wait_for_shutdown(tx: watch::Sender<bool>) {
 
 pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
     let metrics = Registry::new();
-    let Backends { store, bus } = open_backends(&cfg).await?;
+    let Backends {
+        store,
+        payments: payment_store,
+        bus,
+    } = open_backends(&cfg).await?;
     let (tx, rx) = watch::channel(false);
 
     let (projectors, stats) = spawn_projectors(
@@ -428,13 +441,21 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
         .iter()
         .map(|(k, (_, t))| (k.clone(), t.name.clone()))
         .collect();
-    let state = AppState::new(
+    let mut state = AppState::new(
         store.clone(),
         cfg.portal_keys.clone(),
         tenants,
         metrics.clone(),
     );
-    let app = gsko_query::router(state, cfg.main.http.body_limit);
+    let mut payment_tasks = crate::payments::spawn(&cfg, &payment_store, &bus, &metrics, &rx)
+        .await
+        .context("starting the payment service")?;
+    let mut app_extra = axum::Router::new();
+    if let Some(service) = payment_tasks.service.take() {
+        app_extra = gsko_payments::notify::routes(service.clone());
+        state = state.with_payments(service);
+    }
+    let app = gsko_query::router(state, cfg.main.http.body_limit).merge(app_extra);
     let listener = tokio::net::TcpListener::bind(&cfg.main.http.listen)
         .await
         .with_context(|| format!("binding http.listen {}", cfg.main.http.listen))?;
@@ -468,6 +489,9 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
     tokio::spawn(wait_for_shutdown(tx));
     server.await.context("http server")?;
     for h in sync_tasks {
+        drop(h.await);
+    }
+    for h in payment_tasks.handles {
         drop(h.await);
     }
     for h in projectors {

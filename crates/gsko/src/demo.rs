@@ -52,10 +52,91 @@ pub fn generate(
         .with_context(|| format!("writing the export into {}", out.display()))
 }
 
-fn tenant_toml(teryt: &str, name: &str) -> String {
-    format!(
+/// The simulated gateways every demo tenant's merchant accounts point at.
+pub struct DemoGateways {
+    pub p24_url: String,
+    pub payu_url: String,
+}
+
+/// Credentials of the simulated shops (demo only, in clear).
+const P24_MERCHANT: i64 = 77_001;
+const P24_API_KEY: &str = "demo-p24-api-key";
+const P24_CRC: &str = "demo-p24-crc";
+const PAYU_POS: &str = "77002";
+const PAYU_SECRET: &str = "demo-payu-client-secret";
+const PAYU_SECOND_KEY: &str = "demo-payu-second-key";
+
+fn tenant_toml(teryt: &str, name: &str, gateways: Option<&DemoGateways>) -> String {
+    let mut t = format!(
         "teryt = \"{teryt}\"\nname = \"{name}\"\n\n[radix]\n# exports arrive in radix/{teryt}/inbox/\ndirectory = \"radix/{teryt}\"\n# every minute; production installations usually sync every few minutes or nightly\nschedule = \"0 * * * * *\"\n"
-    )
+    );
+    if let Some(g) = gateways {
+        t.push_str(&format!(
+            r#"
+# Online payments: taxes and the waste fee go to two merchant accounts (as in many
+# municipalities); both accounts take Przelewy24 and PayU, here their simulators.
+[payments]
+return_url = "http://127.0.0.1/portal/payment-result"
+
+[payments.merchants.taxes]
+levies = ["property", "agricultural", "forest", "joint", "vehicle"]
+[payments.merchants.taxes.przelewy24]
+url = "{p24}"
+merchant_id = {P24_MERCHANT}
+api_key = {{ value = "{P24_API_KEY}" }}
+crc = {{ value = "{P24_CRC}" }}
+[payments.merchants.taxes.payu]
+url = "{payu}"
+pos_id = "{PAYU_POS}"
+client_secret = {{ value = "{PAYU_SECRET}" }}
+second_key = {{ value = "{PAYU_SECOND_KEY}" }}
+
+[payments.merchants.fees]
+levies = ["waste_fee", "dog_fee", "lease_rent", "other"]
+[payments.merchants.fees.przelewy24]
+url = "{p24}"
+merchant_id = {P24_MERCHANT}
+api_key = {{ value = "{P24_API_KEY}" }}
+crc = {{ value = "{P24_CRC}" }}
+[payments.merchants.fees.payu]
+url = "{payu}"
+pos_id = "{PAYU_POS}"
+client_secret = {{ value = "{PAYU_SECRET}" }}
+second_key = {{ value = "{PAYU_SECOND_KEY}" }}
+"#,
+            p24 = g.p24_url,
+            payu = g.payu_url,
+        ));
+    }
+    t
+}
+
+/// Starts the gateway simulators on loopback for the demo; the handles keep them running.
+pub async fn start_gateways() -> Result<(
+    DemoGateways,
+    gsko_sim::przelewy24::P24SimHandle,
+    gsko_sim::payu::PayuSimHandle,
+)> {
+    let mut p24 =
+        gsko_sim::przelewy24::SimConfig::new(P24_MERCHANT, P24_MERCHANT, P24_API_KEY, P24_CRC);
+    // Unanswered notifications are retried after seconds rather than minutes.
+    p24.time_scale = 0.01;
+    let p24 = gsko_sim::przelewy24::P24Sim::start(p24)
+        .await
+        .context("starting the Przelewy24 simulator")?;
+    let mut payu = gsko_sim::payu::SimConfig::new(PAYU_POS, PAYU_POS, PAYU_SECRET, PAYU_SECOND_KEY);
+    payu.minute = std::time::Duration::from_secs(1);
+    let payu = gsko_sim::payu::PayuSim::start(payu)
+        .await
+        .context("starting the PayU simulator")?;
+    Ok((
+        DemoGateways {
+            p24_url: p24.base_url.clone(),
+            payu_url: payu.base_url.clone(),
+        },
+        p24,
+        payu,
+    ))
 }
 
 fn main_toml(listen: &str) -> String {
@@ -95,7 +176,13 @@ admin = true
 }
 
 /// Writes the configuration and the exports; returns the main config path.
-pub fn prepare(dir: &Path, listen: &str, taxpayers: usize, keep: bool) -> Result<PathBuf> {
+pub fn prepare(
+    dir: &Path,
+    listen: &str,
+    taxpayers: usize,
+    keep: bool,
+    gateways: Option<&DemoGateways>,
+) -> Result<PathBuf> {
     if dir.exists() && !keep {
         std::fs::remove_dir_all(dir).with_context(|| format!("wiping {}", dir.display()))?;
     }
@@ -104,7 +191,7 @@ pub fn prepare(dir: &Path, listen: &str, taxpayers: usize, keep: bool) -> Result
     for (i, m) in MUNICIPALITIES.iter().take(5).enumerate() {
         std::fs::write(
             dir.join("tenants").join(format!("{}.toml", m.teryt)),
-            tenant_toml(m.teryt, m.name),
+            tenant_toml(m.teryt, m.name, gateways),
         )?;
         let radix_dir = dir.join("radix").join(m.teryt);
         let inbox = radix_dir.join("inbox");
@@ -154,8 +241,13 @@ What is due from him on the last day of the year, interest on arrears apart, and
 Anna Nowak co-owns a house in {c} with her husband Piotr; both see the shared account:
   curl -s -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {anna}' http://{listen}/v1/tenants/{m2}/resident/summary
   curl -s -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {piotr}' http://{listen}/v1/tenants/{m2}/resident/balance
-Operations (admin key): what the imports rejected, and the imports themselves:
+Jan pays his last installment online: GSKO creates the order with the (simulated) gateway and answers with a redirect_url. Open it in a browser to "pay":
+  curl -s -X POST -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {jan}' -H 'Idempotency-Key: demo-payment-0001' -H 'Content-Type: application/json' -d '{{"items":[{{"liability_id":"L-2026-PROP-D0001","installment":4}}],"gateway":"przelewy24","email":"jan@example.pl"}}' http://{listen}/v1/tenants/{m0}/resident/payment-orders
+Then his payments (received; booked once the ledger's next export shows them — the demo ledger books every 30 s) and the payment file handed to the ledger in var/demo/radix/{m0}/booking/:
+  curl -s -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {jan}' http://{listen}/v1/tenants/{m0}/resident/payments
+Operations (admin key): what the imports rejected, the imports themselves, and every gateway notification:
   curl -s -H 'Authorization: Bearer {admin}' http://{listen}/v1/tenants/{m0}/admin/imports
+  curl -s -H 'Authorization: Bearer {admin}' http://{listen}/v1/tenants/{m0}/admin/gateway-notifications
 
 Drop another export into var/demo/radix/<TERYT>/inbox/ (e.g. `gsko sim radix --taxpayers 10 --seed 7 --tenant {m0} --kind incremental --out var/demo/radix/{m0}/inbox`) and it is picked up within a minute.
 Ctrl-C stops the demo.
@@ -172,7 +264,9 @@ Ctrl-C stops the demo.
 }
 
 pub async fn run(o: DemoOptions) -> Result<()> {
-    let main = prepare(&o.dir, &o.listen, o.taxpayers, o.keep)?;
+    let (gateways, _p24, _payu) = start_gateways().await?;
+    let main = prepare(&o.dir, &o.listen, o.taxpayers, o.keep, Some(&gateways))?;
+    let ledger = tokio::spawn(demo_ledger(o.dir.clone()));
     let cfg =
         gsko_config::Config::load(&main).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
     eprintln!(
@@ -184,5 +278,56 @@ pub async fn run(o: DemoOptions) -> Result<()> {
         on_first_sync: Some(Box::new(move || println!("{}", instructions(&listen)))),
         exit_after_first_sync: o.exit_after_import,
     };
-    crate::daemon::run(cfg, opts).await
+    let result = crate::daemon::run(cfg, opts).await;
+    ledger.abort();
+    result
+}
+
+/// The demo's stand-in for the municipality's ledger: every 30 s it books the payment files
+/// GSKO handed over (with the ledger simulator) and drops its next export into the inbox, as
+/// RADIX would after its nightly booking run.
+async fn demo_ledger(dir: PathBuf) {
+    let mut round = 0u32;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        round += 1;
+        for m in MUNICIPALITIES.iter().take(5) {
+            let root = dir.join("radix").join(m.teryt);
+            if let Err(e) = ledger_round(&root, round) {
+                tracing::warn!(tenant = m.teryt, error = %format!("{e:#}"), "demo ledger round failed");
+            }
+        }
+    }
+}
+
+fn ledger_round(root: &Path, round: u32) -> Result<()> {
+    let booking = root.join("booking");
+    let waiting = std::fs::read_dir(&booking)
+        .map(|rd| rd.flatten().any(|e| e.path().is_file()))
+        .unwrap_or(false);
+    if !waiting {
+        return Ok(());
+    }
+    // The exports GSKO imported, oldest first, are the ledger's last state.
+    let mut exports: Vec<PathBuf> = std::fs::read_dir(root.join("processed"))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+        .collect();
+    exports.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    if exports.is_empty() {
+        return Ok(());
+    }
+    let staging = root.join(format!(".ledger-{round}.xml"));
+    let refs: Vec<&Path> = exports.iter().map(PathBuf::as_path).collect();
+    let report = gsko_sim::ledger::LedgerSim::book_after(&refs, &booking, &staging)?;
+    if report.export.is_none() {
+        return Ok(());
+    }
+    std::fs::rename(
+        &staging,
+        root.join("inbox")
+            .join(format!("ledger-booking-{round:04}.xml")),
+    )?;
+    Ok(())
 }

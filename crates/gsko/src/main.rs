@@ -4,6 +4,7 @@
 mod bench;
 mod daemon;
 mod demo;
+mod payments;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};

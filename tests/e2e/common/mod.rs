@@ -251,6 +251,32 @@ impl Daemon {
         )
     }
 
+    /// A JSON request with the portal key and resident; the answer parsed as JSON.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        pesel: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let body = body.map(|b| b.to_string());
+        let (status, text) = request(
+            method,
+            &format!("{}{path}", self.base),
+            key,
+            pesel,
+            headers,
+            body.as_deref().map(str::as_bytes),
+        )
+        .expect("request succeeds");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
     /// Polls the admin imports endpoint until `n` imports are completed for `teryt`.
     pub fn wait_imports(&self, teryt: &str, n: usize, timeout: Duration) {
         let deadline = Instant::now() + timeout;
@@ -281,6 +307,18 @@ impl Drop for Daemon {
 /// A minimal HTTP/1.1 GET over a TCP socket: the tests need nothing more, and this keeps the
 /// harness free of the service's own HTTP stack.
 pub fn get(url: &str, key: Option<&str>, pesel: Option<&str>) -> std::io::Result<(u16, String)> {
+    request("GET", url, key, pesel, &[], None)
+}
+
+/// A minimal HTTP/1.1 request with optional portal key, resident, extra headers and body.
+pub fn request(
+    method: &str,
+    url: &str,
+    key: Option<&str>,
+    pesel: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http url");
     let (host, path) = rest
@@ -289,15 +327,28 @@ pub fn get(url: &str, key: Option<&str>, pesel: Option<&str>) -> std::io::Result
         .unwrap_or((rest, "/".to_owned()));
     let mut s = std::net::TcpStream::connect(host)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     if let Some(k) = key {
         req.push_str(&format!("Authorization: Bearer {k}\r\n"));
     }
     if let Some(p) = pesel {
         req.push_str(&format!("X-Resident-Pesel: {p}\r\n"));
     }
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes())?;
+    let mut bytes = req.into_bytes();
+    if let Some(b) = body {
+        bytes.extend_from_slice(b);
+    }
+    s.write_all(&bytes)?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf).into_owned();
