@@ -41,6 +41,35 @@ fn check_config_exits_78_naming_file_key_and_reason() {
         err.contains("0201011.toml") && err.contains("radix.csv") && err.contains("ebcdic"),
         "{err}"
     );
+    // Payment settings: an unknown levy, a levy collected by two merchant accounts, Elixir-0
+    // booking without the collection account, a virtual-account NRB with a bad checksum.
+    let merchant = |levies: &str, name: &str| {
+        format!("[payments.merchants.{name}]\nlevies = [{levies}]\n[payments.merchants.{name}.payu]\nurl = \"https://secure.payu.com\"\npos_id = \"1\"\nclient_secret = {{ value = \"s\" }}\nsecond_key = {{ value = \"k\" }}\n")
+    };
+    let head =
+        "teryt = \"0201011\"\nname = \"B\"\n[payments]\nreturn_url = \"https://portal.example/\"\n";
+    let (code, err) = check_config_with_tenant(&format!(
+        "{head}{}",
+        merchant("\"property\", \"ufo_tax\"", "taxes")
+    ));
+    assert_eq!(code, Some(78));
+    assert!(
+        err.contains("payments.merchants.taxes.levies") && err.contains("ufo_tax"),
+        "{err}"
+    );
+    let (code, err) = check_config_with_tenant(&format!(
+        "{head}{}{}",
+        merchant("\"property\"", "taxes"),
+        merchant("\"property\", \"waste_fee\"", "waste")
+    ));
+    assert_eq!(code, Some(78));
+    assert!(err.contains("already collected by merchant"), "{err}");
+    let (code, err) = check_config_with_tenant("teryt = \"0201011\"\nname = \"B\"\n[radix]\ndirectory = \"in\"\n[radix.booking]\nformat = \"elixir0\"\n");
+    assert_eq!(code, Some(78));
+    assert!(err.contains("radix.booking.collection_account"), "{err}");
+    let (code, err) = check_config_with_tenant("teryt = \"0201011\"\nname = \"B\"\n[radix]\ndirectory = \"in\"\n[radix.booking]\nformat = \"elixir0\"\ncollection_account = \"61109010140000071219812875\"\n");
+    assert_eq!(code, Some(78));
+    assert!(err.contains("radix.booking.collection_account"), "{err}");
     // And a good one passes.
     let (code, err) = check_config_with_tenant("teryt = \"0201011\"\nname = \"B\"\n");
     assert_eq!(code, Some(0), "{err}");
@@ -55,6 +84,10 @@ fn the_example_configuration_is_valid() {
         .env("GSKO_DATABASE_URL", "postgres://gsko@localhost/gsko")
         .env("GSKO_AMQP_URL", "amqp://localhost")
         .env("GSKO_ADMIN_KEY", "x")
+        .env("GSKO_0201011_P24_API_KEY", "x")
+        .env("GSKO_0201011_P24_CRC", "x")
+        .env("GSKO_0201011_PAYU_CLIENT_SECRET", "x")
+        .env("GSKO_0201011_PAYU_SECOND_KEY", "x")
         .output()
         .unwrap();
     assert!(

@@ -277,6 +277,18 @@ fn a_resident_pays_through_both_gateways_and_the_ledger_books_each_payment_once(
             .any(|i| i["liability_id"] == LIABILITY),
         "{due}"
     );
+    // A portal that retries the paid basket with its key gets the basket, not "nothing due".
+    let (s, paid_again) = d.send(
+        "POST",
+        &orders,
+        Some(PORTAL_KEY),
+        Some(JAN),
+        &key,
+        Some(&p24_basket),
+    );
+    assert_eq!(s, 200, "{paid_again}");
+    assert_eq!(paid_again["basket_id"], first["basket_id"]);
+    assert_eq!(paid_again["orders"][0]["status"], "paid", "{paid_again}");
     // The audit has the duplicate as a replay.
     let (s, audit) = d.get(
         &format!("/v1/tenants/{}/admin/gateway-notifications", A.0),
@@ -354,4 +366,127 @@ fn a_resident_pays_through_both_gateways_and_the_ledger_books_each_payment_once(
         "{principal_before} → {principal_after}"
     );
     assert!(principal_before - principal_after <= paid);
+}
+
+/// Kills the daemon (SIGKILL) twice while six payments are being notified, settled, relayed and
+/// booked; after the restarts every payment is received once and in the ledger's files once.
+#[test]
+fn killing_the_daemon_while_payments_settle_loses_and_duplicates_nothing() {
+    const ANNA: &str = "81072204569";
+    let mut sims = start_sims();
+    // Unanswered notifications are retried for about a minute and a half (P24's schedule,
+    // scaled), so a daemon that is down for a while still gets them.
+    drop(sims.p24);
+    let mut p24_cfg =
+        gsko_sim::przelewy24::SimConfig::new(41_001, 41_001, "p24-api-key", "p24-crc");
+    p24_cfg.time_scale = 0.002;
+    sims.p24 = sims
+        .rt
+        .block_on(gsko_sim::przelewy24::P24Sim::start(p24_cfg))
+        .unwrap();
+    let env = Env::new();
+    env.write_config(
+        &[A],
+        &[
+            ("portal", PORTAL_KEY, &["*"], false),
+            ("admin", ADMIN_KEY, &["*"], true),
+        ],
+    );
+    add_payments(&env, A.0, &sims);
+    export(
+        &env.inbox(A.0),
+        A.0,
+        40,
+        32,
+        vec![
+            DemoResident::owner(JAN, "Jan Kowalski", "jan"),
+            DemoResident::owner(ANNA, "Anna Nowak", "anna"),
+        ],
+    );
+    let mut d = env.spawn();
+    d.wait_imports(A.0, 1, Duration::from_secs(120));
+
+    // Six one-installment baskets: installments 2–4 of Jan's and of Anna's property tax.
+    let orders = format!("/v1/tenants/{}/resident/payment-orders", A.0);
+    let mut tokens = Vec::new();
+    let mut payment_ids = Vec::new();
+    for (pesel, liability) in [(JAN, "L-2026-PROP-D0001"), (ANNA, "L-2026-PROP-D0002")] {
+        for seq in 2..=4 {
+            let key = format!("crash-{pesel}-{seq}");
+            let body = json!({
+                "items": [{"liability_id": liability, "installment": seq}],
+                "gateway": "przelewy24",
+                "email": "payer@example.pl"
+            });
+            let (s, v) = d.send(
+                "POST",
+                &orders,
+                Some(PORTAL_KEY),
+                Some(pesel),
+                &[("Idempotency-Key", key.as_str())],
+                Some(&body),
+            );
+            assert_eq!(s, 201, "{v}");
+            let o = &v["orders"][0];
+            tokens.push(
+                o["redirect_url"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_owned(),
+            );
+            payment_ids.push(format!("p24-{}", o["order_id"].as_str().unwrap()));
+        }
+    }
+
+    // Pay all six, kill the daemon while it handles them, restart, pay nothing more, kill
+    // again shortly after the restart, restart again.
+    for t in &tokens {
+        sims.p24.pay(t).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(60));
+    d.kill9();
+    d = env.spawn();
+    std::thread::sleep(Duration::from_millis(150));
+    d.kill9();
+    d = env.spawn();
+
+    let payments_path = format!("/v1/tenants/{}/resident/payments", A.0);
+    for pesel in [JAN, ANNA] {
+        wait_for(
+            "three payments per resident",
+            Duration::from_secs(120),
+            || {
+                let (s, v) = d.get(&payments_path, Some(PORTAL_KEY), Some(pesel));
+                (s == 200 && v["payments"].as_array().map_or(0, |a| a.len()) == 3).then_some(())
+            },
+        );
+    }
+    let booking = env.radix_dir(A.0).join("booking");
+    wait_for("six booking files", Duration::from_secs(60), || {
+        (files_under(&booking).len() >= 6).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    let texts: Vec<String> = files_under(&booking)
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    assert_eq!(texts.len(), 6);
+    for id in &payment_ids {
+        let n: usize = texts
+            .iter()
+            .map(|t| t.matches(&format!("\"{id}\"")).count())
+            .sum();
+        assert_eq!(n, 1, "payment {id} in the booking files {n} times");
+    }
+    // Each P24 transaction verified once, and each session registered once.
+    for id in &payment_ids {
+        let session = id.trim_start_matches("p24-");
+        let txs = sims.p24.transactions_for_session(session);
+        assert_eq!(txs.len(), 1, "{session}");
+        assert_eq!(txs[0].state, gsko_sim::przelewy24::SimTxState::Verified);
+    }
+    d.stop();
 }

@@ -754,7 +754,12 @@ impl P24Client {
                 RetryMode::OnlyUnsent => matches!(err, P24Error::Connect(_)),
             };
             if !retryable || attempt >= max_attempts {
-                tracing::warn!(operation = %op, attempt, transient = err.is_transient(), error = %err, "P24 call failed");
+                // A 404 answers a question ("does P24 hold this session?"), it is no failure.
+                if matches!(err, P24Error::NotFound(_)) {
+                    tracing::debug!(operation = %op, "P24 answered not found");
+                } else {
+                    tracing::warn!(operation = %op, attempt, transient = err.is_transient(), error = %err, "P24 call failed");
+                }
                 return Err(err);
             }
             let delay = policy.delay_after(attempt);

@@ -157,6 +157,9 @@ pub struct BasketRequest {
     pub client: String,
     pub idempotency_key: String,
     pub pesel: Pesel,
+    /// What the portal asked for, as it asked: (liability, installment or `None` for the whole
+    /// liability). The idempotency key is tied to this, not to today's amounts.
+    pub requested: Vec<(String, Option<u8>)>,
     pub lines: Vec<BasketLine>,
     pub gateway: Option<GatewayKind>,
     pub return_url: Option<String>,
@@ -310,21 +313,7 @@ impl PaymentService {
         if req.lines.is_empty() {
             return Err(InitiateError::EmptyBasket);
         }
-        let return_url = match &req.return_url {
-            None => tenant.return_url.clone(),
-            Some(u) if *u == tenant.return_url => u.clone(),
-            Some(u) => {
-                if tenant
-                    .allowed_return_urls
-                    .iter()
-                    .any(|prefix| u.starts_with(prefix.as_str()))
-                {
-                    u.clone()
-                } else {
-                    return Err(InitiateError::ReturnUrlNotAllowed);
-                }
-            }
-        };
+        let return_url = return_url(tenant, &req)?;
         // One order per merchant account, lines in the order the resident listed them.
         let mut groups: BTreeMap<String, (GatewayKind, Vec<&BasketLine>)> = BTreeMap::new();
         for line in &req.lines {
@@ -415,6 +404,49 @@ impl PaymentService {
             .await?
             .unwrap_or(record);
         Ok(BasketView::from_record(&now, created))
+    }
+
+    /// The basket this client already stored under the request's idempotency key, brought up
+    /// to date (orders the gateway did not take are registered again), or `None` when the key
+    /// is new. Asked before the amounts are worked out, so a retry after the resident paid
+    /// still gets its basket instead of "nothing is due". `KeyReused` when the key was used
+    /// for another request.
+    pub async fn existing(&self, req: &BasketRequest) -> Result<Option<BasketView>, InitiateError> {
+        let tenant = self
+            .tenants
+            .get(&req.tenant)
+            .ok_or(InitiateError::NotConfigured)?;
+        let return_url = return_url(tenant, req)?;
+        let Some(record) = self
+            .store
+            .basket_by_key(&req.tenant, &req.client, &req.idempotency_key)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if record.request_hash != request_hash(req, &return_url) {
+            return Err(InitiateError::KeyReused {
+                basket_id: record.basket_id,
+            });
+        }
+        let ctx = RegisterContext {
+            email: req.email.clone(),
+            customer_ip: req.customer_ip.clone(),
+            return_url,
+        };
+        for order in record
+            .orders
+            .iter()
+            .filter(|o| o.status == OrderStatus::Created)
+        {
+            self.register(&req.tenant, tenant, order, &ctx).await?;
+        }
+        let now = self
+            .store
+            .basket(&req.tenant, &record.basket_id)
+            .await?
+            .unwrap_or(record);
+        Ok(Some(BasketView::from_record(&now, false)))
     }
 
     /// The basket, when it exists and was made by this resident.
@@ -609,6 +641,23 @@ impl PaymentService {
     }
 }
 
+/// The return address the request may use: the tenant's default or one of its allowed ones.
+fn return_url(tenant: &TenantPayments, req: &BasketRequest) -> Result<String, InitiateError> {
+    match &req.return_url {
+        None => Ok(tenant.return_url.clone()),
+        Some(u) if *u == tenant.return_url => Ok(u.clone()),
+        Some(u)
+            if tenant
+                .allowed_return_urls
+                .iter()
+                .any(|prefix| u.starts_with(prefix.as_str())) =>
+        {
+            Ok(u.clone())
+        }
+        Some(_) => Err(InitiateError::ReturnUrlNotAllowed),
+    }
+}
+
 struct RegisterContext {
     email: Option<String>,
     customer_ip: Option<String>,
@@ -639,17 +688,13 @@ fn truncate(s: &str, max_chars: usize) -> String {
 }
 
 /// Identifies what was asked (not what it costs today): the same key sent again tomorrow,
-/// when interest has grown, is still the same request.
+/// when interest has grown or the installment has been paid, is still the same request.
 fn request_hash(req: &BasketRequest, return_url: &str) -> String {
-    let mut lines: Vec<(String, Option<u8>)> = req
-        .lines
-        .iter()
-        .map(|l| (l.liability_id.clone(), l.installment_seq))
-        .collect();
-    lines.sort();
+    let mut requested = req.requested.clone();
+    requested.sort();
     let canonical = serde_json::json!({
         "resident": resident_ref(&req.tenant, &req.pesel),
-        "lines": lines,
+        "requested": requested,
         "gateway": req.gateway.map(|g| g.as_str()),
         "return_url": return_url,
     });

@@ -115,6 +115,10 @@ fn request(key: &str, gateway: Option<GatewayKind>, lines: Vec<BasketLine>) -> B
         client: "portal".into(),
         idempotency_key: key.into(),
         pesel: Pesel::from_str(JAN).unwrap(),
+        requested: lines
+            .iter()
+            .map(|l| (l.liability_id.clone(), l.installment_seq))
+            .collect(),
         lines,
         gateway,
         return_url: None,

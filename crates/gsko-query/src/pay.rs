@@ -97,21 +97,31 @@ pub(crate) async fn create_payment_order(
         .resident_view(&t, &pesel)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let lines = basket_lines(&s, &v, &req.items)?;
-    let answer = svc
-        .initiate(BasketRequest {
-            tenant: t.clone(),
-            client: caller.key.name.clone(),
-            idempotency_key: key,
-            pesel,
-            lines,
-            gateway,
-            return_url: req.return_url,
-            email: req.email,
-            customer_ip: req.customer_ip,
-        })
-        .await
-        .map_err(initiate_error)?;
+    let mut request = BasketRequest {
+        tenant: t.clone(),
+        client: caller.key.name.clone(),
+        idempotency_key: key,
+        pesel,
+        requested: req
+            .items
+            .iter()
+            .map(|i| (i.liability_id.clone(), i.installment))
+            .collect(),
+        lines: Vec::new(),
+        gateway,
+        return_url: req.return_url,
+        email: req.email,
+        customer_ip: req.customer_ip,
+    };
+    // A key seen before answers its basket, even when nothing is due any more because the
+    // resident has paid it meanwhile.
+    let answer = match svc.existing(&request).await.map_err(initiate_error)? {
+        Some(existing) => existing,
+        None => {
+            request.lines = basket_lines(&s, &v, &req.items)?;
+            svc.initiate(request).await.map_err(initiate_error)?
+        }
+    };
     if !answer.ready {
         return Ok((
             StatusCode::BAD_GATEWAY,

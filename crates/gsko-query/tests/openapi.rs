@@ -1,239 +1,19 @@
-//! Keeps `schemas/openapi.yaml` equal to what the service does: the same paths, and every
-//! response the service gives — success and error alike — valid against the documented schema
-//! for its status code.
+//! Keeps `schemas/openapi.yaml` equal to what the service does: the same paths and methods, and
+//! every response the service gives — success and error alike — valid against the documented
+//! schema for its method and status code; every documented status (but 503) is produced.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use chrono::NaiveDate;
-use gsko_config::PortalKey;
-use gsko_model::*;
-use gsko_query::{router, AppState, Registry, OPENAPI_YAML};
-use gsko_store::Store;
-use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
-use std::str::FromStr;
-use std::sync::Arc;
-use tower::ServiceExt;
+mod common;
 
-const T1: &str = "0201011";
-const T2: &str = "0201032";
-const JAN: &str = "78031501236";
-const ANNA: &str = "81072204569";
-const PIOTR: &str = "83110907816";
+use axum::http::StatusCode;
+use common::*;
+use gsko_query::OPENAPI_YAML;
+use gsko_sim::przelewy24 as p24_sim;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
 
 fn doc() -> Value {
     let y: serde_yaml::Value = serde_yaml::from_str(OPENAPI_YAML).expect("openapi.yaml parses");
     serde_json::to_value(y).unwrap()
-}
-
-fn d(s: &str) -> NaiveDate {
-    NaiveDate::from_str(s).unwrap()
-}
-
-fn g(x: i64) -> Amount {
-    Amount::from_grosze(x).unwrap()
-}
-
-fn ev(tenant: &str, version: i64, data: EventData) -> Event {
-    Event::new("/test", Teryt::parse(tenant).unwrap(), version, data)
-}
-
-fn person(id: &str, pesel: &str, name: &str) -> EventData {
-    EventData::TaxpayerUpserted(Taxpayer {
-        taxpayer_id: id.into(),
-        kind: TaxpayerKind::Natural,
-        pesel: Some(Pesel::parse(pesel).unwrap()),
-        nip: None,
-        regon: None,
-        name: name.into(),
-        address: Some(Address {
-            street: Some("ul. Długa".into()),
-            building: Some("1".into()),
-            unit: None,
-            postal_code: "59-700".into(),
-            city: "Bolesławiec".into(),
-            simc: None,
-            country: "PL".into(),
-        }),
-        contacts: vec![ContactChannel {
-            kind: ContactKind::Email,
-            value: "x@example.pl".into(),
-        }],
-    })
-}
-
-fn account(id: &str, holders: &[(&str, HolderRole)], vacc: Option<&str>) -> EventData {
-    EventData::TaxAccountUpserted(TaxAccount {
-        account_id: id.into(),
-        levy: LevyKind::Property,
-        holders: holders
-            .iter()
-            .map(|(t, r)| AccountHolder {
-                taxpayer_id: (*t).into(),
-                role: *r,
-            })
-            .collect(),
-        virtual_account: vacc.map(|v| Nrb::parse(v).unwrap()),
-    })
-}
-
-fn liability(id: &str, acc: &str) -> EventData {
-    EventData::LiabilityUpserted(Liability {
-        liability_id: id.into(),
-        account_id: acc.into(),
-        levy: LevyKind::Property,
-        year: 2026,
-        decision: Some(Decision {
-            number: "FN.3120.1.2026".into(),
-            issued_on: d("2026-02-10"),
-            delivered_on: Some(d("2026-02-20")),
-        }),
-        total: g(100300),
-        installments: ["2026-03-15", "2026-05-15", "2026-09-15", "2026-11-15"]
-            .iter()
-            .enumerate()
-            .map(|(i, due)| Installment {
-                seq: i as u8 + 1,
-                due_date: d(due),
-                amount: g(25075),
-            })
-            .collect(),
-    })
-}
-
-async fn populated() -> (Arc<dyn Store>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = gsko_store::SqliteStore::open(dir.path().join("v.sqlite"))
-        .await
-        .unwrap();
-    let events = vec![
-        ev(T1, 1, person("T1", JAN, "Jan Kowalski")),
-        ev(
-            T1,
-            1,
-            account(
-                "A1",
-                &[("T1", HolderRole::Owner)],
-                Some("61109010140000071219812874"),
-            ),
-        ),
-        ev(T1, 1, liability("L1", "A1")),
-        ev(
-            T1,
-            1,
-            EventData::PostingRecorded(LedgerPosting {
-                posting_id: "P1".into(),
-                account_id: "A1".into(),
-                kind: PostingKind::Charge,
-                value_date: d("2026-02-20"),
-                amount: g(100300),
-                liability_id: Some("L1".into()),
-                installment_seq: None,
-                description: None,
-            }),
-        ),
-        ev(
-            T1,
-            1,
-            EventData::PostingRecorded(LedgerPosting {
-                posting_id: "P2".into(),
-                account_id: "A1".into(),
-                kind: PostingKind::Payment,
-                value_date: d("2026-03-14"),
-                amount: g(25075),
-                liability_id: Some("L1".into()),
-                installment_seq: Some(1),
-                description: Some("wpłata".into()),
-            }),
-        ),
-        ev(
-            T1,
-            1,
-            EventData::BalanceReported(Balance {
-                account_id: "A1".into(),
-                as_of: d("2026-03-20"),
-                principal: g(75225),
-                interest: g(0),
-                costs: g(0),
-                overpayment: g(0),
-            }),
-        ),
-        ev(
-            T1,
-            1,
-            EventData::RecordRejected(RejectedRecord {
-                file: "x.xml".into(),
-                file_sha256: "a".repeat(64),
-                line: 8,
-                record_type: "taxpayer".into(),
-                record_id: Some("B".into()),
-                field: Some("pesel".into()),
-                reason: "PESEL checksum does not match".into(),
-                raw: "<taxpayer/>".into(),
-            }),
-        ),
-        ev(
-            T1,
-            1,
-            EventData::ImportCompleted(ImportCompleted {
-                file: "x.xml".into(),
-                file_sha256: "a".repeat(64),
-                export_kind: "full".into(),
-                records_accepted: 6,
-                records_rejected: 1,
-            }),
-        ),
-        ev(T2, 1, person("N1", ANNA, "Anna Nowak")),
-        ev(T2, 1, person("N2", PIOTR, "Piotr Nowak")),
-        ev(T2, 1, person("J2", JAN, "Jan Kowalski")),
-        ev(
-            T2,
-            1,
-            account(
-                "H1",
-                &[("N1", HolderRole::Owner), ("N2", HolderRole::CoOwner)],
-                None,
-            ),
-        ),
-        ev(T2, 1, account("J2A", &[("J2", HolderRole::Owner)], None)),
-        ev(T2, 1, liability("L2", "H1")),
-    ];
-    store.apply(&events).await.unwrap();
-    (Arc::new(store), dir)
-}
-
-fn keys() -> Vec<PortalKey> {
-    vec![
-        PortalKey {
-            name: "all".into(),
-            key_sha256: gsko_config::sha256(b"k-all"),
-            tenants: None,
-            admin: false,
-        },
-        PortalKey {
-            name: "t1".into(),
-            key_sha256: gsko_config::sha256(b"k-t1"),
-            tenants: Some(vec![Teryt::parse(T1).unwrap()]),
-            admin: false,
-        },
-        PortalKey {
-            name: "admin".into(),
-            key_sha256: gsko_config::sha256(b"k-admin"),
-            tenants: None,
-            admin: true,
-        },
-    ]
-}
-
-async fn app() -> (axum::Router, tempfile::TempDir) {
-    let (store, dir) = populated().await;
-    let tenants: BTreeMap<Teryt, String> = [(T1, "Bolesławiec"), (T2, "Gromadka")]
-        .into_iter()
-        .map(|(t, n)| (Teryt::parse(t).unwrap(), n.to_owned()))
-        .collect();
-    let mut state = AppState::new(store, keys(), tenants, Registry::new());
-    state.today = || NaiveDate::from_ymd_opt(2026, 4, 1).unwrap();
-    (router(state, 4096), dir)
 }
 
 async fn call(
@@ -242,39 +22,36 @@ async fn call(
     key: Option<&str>,
     pesel: Option<&str>,
 ) -> (StatusCode, String, Vec<u8>) {
-    let mut r = Request::get(path);
-    if let Some(k) = key {
-        r = r.header("authorization", format!("Bearer {k}"));
-    }
-    if let Some(p) = pesel {
-        r = r.header("x-resident-pesel", p);
-    }
-    let resp = app
-        .clone()
-        .oneshot(r.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap()
-        .to_vec();
-    (status, ct, body)
+    send(app, &Req::get(path, key, pesel)).await
 }
 
-/// Validates `body` against the schema the document gives for (path, status).
-fn check(doc: &Value, path: &str, status: StatusCode, ct: &str, body: &[u8]) {
-    let op = &doc["paths"][path]["get"];
-    assert!(op.is_object(), "{path} is not documented");
+/// Errors of `instance` against `schema`, with `#/components/...` references resolved against
+/// the whole document.
+fn schema_errors(doc: &Value, schema: &Value, instance: &Value) -> Vec<String> {
+    let mut root = doc.clone();
+    root.as_object_mut()
+        .unwrap()
+        .insert("allOf".into(), Value::Array(vec![schema.clone()]));
+    let validator = jsonschema::validator_for(&root).expect("schema compiles");
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect()
+}
+
+fn operation<'a>(doc: &'a Value, path: &str, method: &str) -> &'a Value {
+    let op = &doc["paths"][path][method.to_ascii_lowercase()];
+    assert!(op.is_object(), "{method} {path} is not documented");
+    op
+}
+
+/// Validates `body` against the schema the document gives for (path, method, status).
+fn check(doc: &Value, path: &str, method: &str, status: StatusCode, ct: &str, body: &[u8]) {
+    let op = operation(doc, path, method);
     let mut resp = op["responses"][status.as_str()].clone();
     assert!(
         resp.is_object(),
-        "{path} answered {status}, which the document does not list"
+        "{method} {path} answered {status}, which the document does not list"
     );
     if let Some(r) = resp.get("$ref").and_then(Value::as_str) {
         let name = r.rsplit('/').next().unwrap();
@@ -284,87 +61,218 @@ fn check(doc: &Value, path: &str, status: StatusCode, ct: &str, body: &[u8]) {
     let schema = &resp["content"][media]["schema"];
     assert!(
         schema.is_object(),
-        "{path} {status}: content type {media} is not documented"
+        "{method} {path} {status}: content type {media} is not documented"
     );
     if media != "application/json" {
         return;
     }
-    // Resolve `#/components/...` references against the whole document.
-    let mut root = doc.clone();
-    root.as_object_mut()
-        .unwrap()
-        .insert("allOf".into(), Value::Array(vec![schema.clone()]));
-    let validator = jsonschema::validator_for(&root).expect("schema compiles");
-    let instance: Value =
-        serde_json::from_slice(body).unwrap_or_else(|e| panic!("{path} {status}: not JSON ({e})"));
-    let errors: Vec<String> = validator
-        .iter_errors(&instance)
-        .map(|e| format!("{e} at {}", e.instance_path))
-        .collect();
+    let instance: Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("{method} {path} {status}: not JSON ({e})"));
+    let errors = schema_errors(doc, schema, &instance);
     assert!(
         errors.is_empty(),
-        "{path} {status}: response does not match the document: {errors:?}\n{instance}"
+        "{method} {path} {status}: response does not match the document: {errors:?}\n{instance}"
     );
 }
 
-/// (documented path, URL, API key, resident PESEL, expected status)
-type Case = (
-    String,
-    String,
-    Option<&'static str>,
-    Option<&'static str>,
-    u16,
-);
+/// Validates a request body the service accepted against the documented request schema.
+fn check_request(doc: &Value, path: &str, method: &str, body: &str) {
+    let op = operation(doc, path, method);
+    let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+    assert!(
+        schema.is_object(),
+        "{method} {path}: no JSON request body documented"
+    );
+    let instance: Value = serde_json::from_str(body).unwrap();
+    let errors = schema_errors(doc, schema, &instance);
+    assert!(
+        errors.is_empty(),
+        "{method} {path}: an accepted request does not match the document: {errors:?}\n{instance}"
+    );
+}
 
-#[test]
-fn documented_paths_are_exactly_the_served_routes() {
-    let documented: BTreeSet<String> = doc()["paths"]
+/// The documented header parameters of an operation, by lower-case name.
+fn documented_headers(doc: &Value, path: &str, method: &str) -> BTreeSet<String> {
+    operation(doc, path, method)["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| match p.get("$ref").and_then(Value::as_str) {
+            Some(r) => doc["components"]["parameters"][r.rsplit('/').next().unwrap()].clone(),
+            None => p.clone(),
+        })
+        .filter(|p| p["in"] == "header")
+        .map(|p| p["name"].as_str().unwrap().to_ascii_lowercase())
+        .collect()
+}
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+#[tokio::test]
+async fn documented_paths_are_exactly_the_served_routes() {
+    let doc = doc();
+    let documented: BTreeSet<(String, String)> = doc["paths"]
         .as_object()
         .unwrap()
-        .keys()
-        .cloned()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|m| METHODS.contains(&m.as_str()))
+                .map(move |m| (path.clone(), m.to_ascii_uppercase()))
+        })
         .collect();
-    let served: BTreeSet<String> = gsko_query::route_paths()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let documented_paths: BTreeSet<&str> = documented.iter().map(|(p, _)| p.as_str()).collect();
+    let served_paths: BTreeSet<&str> = gsko_query::route_paths().into_iter().collect();
+    assert_eq!(documented_paths, served_paths);
+    // Which methods each route serves, as the router answers: 405 for a method it does not.
+    let app = app(true).await;
+    let mut served = BTreeSet::new();
+    for path in gsko_query::route_paths() {
+        let url = path.replace("{teryt}", T1).replace("{basket_id}", "x");
+        for m in METHODS {
+            let m = m.to_ascii_uppercase();
+            let mut req = Req::get(url.as_str(), None, None);
+            req.method = &m;
+            let (status, _, _) = send(&app.router, &req).await;
+            if status != StatusCode::METHOD_NOT_ALLOWED {
+                served.insert((path.to_owned(), m.clone()));
+            }
+        }
+    }
     assert_eq!(documented, served);
+}
+
+/// One request of the matrix, the documented path it exercises, and the status it must get.
+struct Case<'a> {
+    doc_path: String,
+    req: Req<'a>,
+    /// Against the deployment without online payments.
+    without_payments: bool,
+    want: u16,
+}
+
+fn get<'a>(
+    doc_path: impl Into<String>,
+    url: impl Into<String>,
+    key: Option<&'a str>,
+    pesel: Option<&'a str>,
+    want: u16,
+) -> Case<'a> {
+    Case {
+        doc_path: doc_path.into(),
+        req: Req::get(url, key, pesel),
+        without_payments: false,
+        want,
+    }
+}
+
+const ORDERS: &str = "/v1/tenants/{teryt}/resident/payment-orders";
+const BASKET: &str = "/v1/tenants/{teryt}/resident/payment-orders/{basket_id}";
+
+fn post<'a>(
+    url: impl Into<String>,
+    key: Option<&'a str>,
+    pesel: Option<&'a str>,
+    idempotency_key: Option<&'a str>,
+    body: Value,
+    want: u16,
+) -> Case<'a> {
+    Case {
+        doc_path: ORDERS.into(),
+        req: Req::post(url, key, pesel, idempotency_key, body.to_string()),
+        without_payments: false,
+        want,
+    }
+}
+
+struct Run {
+    doc: Value,
+    with: App,
+    without: App,
+    /// (documented path, method, status) produced so far.
+    seen: BTreeSet<(String, String, u16)>,
+}
+
+impl Run {
+    /// Sends the case, checks its status and that the answer matches the document; answers the
+    /// JSON body (Null for other content).
+    async fn run(&mut self, case: Case<'_>) -> Value {
+        let app = if case.without_payments {
+            &self.without
+        } else {
+            &self.with
+        };
+        let r = &case.req;
+        let (status, ct, body) = send(&app.router, r).await;
+        assert_eq!(
+            status.as_u16(),
+            case.want,
+            "{} {}: {}",
+            r.method,
+            r.url,
+            String::from_utf8_lossy(&body)
+        );
+        check(&self.doc, &case.doc_path, r.method, status, &ct, &body);
+        let headers = documented_headers(&self.doc, &case.doc_path, r.method);
+        if r.idempotency_key.is_some() {
+            assert!(headers.contains("idempotency-key"), "{}", case.doc_path);
+        }
+        if r.pesel.is_some() {
+            assert!(headers.contains("x-resident-pesel"), "{}", case.doc_path);
+        }
+        if let (true, Some(b)) = (status.is_success(), &r.body) {
+            check_request(&self.doc, &case.doc_path, r.method, b);
+        }
+        self.seen
+            .insert((case.doc_path.clone(), r.method.to_owned(), case.want));
+        if ct.starts_with("application/json") {
+            serde_json::from_slice(&body).unwrap()
+        } else {
+            Value::Null
+        }
+    }
 }
 
 #[tokio::test]
 async fn every_answer_matches_the_document() {
-    let doc = doc();
-    let (app, _dir) = app().await;
-    let mut seen: BTreeSet<(String, u16)> = BTreeSet::new();
-    let resident_paths = ["summary", "liabilities", "balance", "ledger", "due"];
+    let mut run = Run {
+        doc: doc(),
+        with: app(true).await,
+        without: app(false).await,
+        seen: BTreeSet::new(),
+    };
+    let resident_paths = [
+        "summary",
+        "liabilities",
+        "balance",
+        "ledger",
+        "due",
+        "payments",
+    ];
     let mut cases: Vec<Case> = vec![
-        ("/healthz".into(), "/healthz".into(), None, None, 200),
-        ("/readyz".into(), "/readyz".into(), None, None, 200),
-        ("/metrics".into(), "/metrics".into(), None, None, 200),
-        (
-            "/openapi.yaml".into(),
-            "/openapi.yaml".into(),
-            None,
-            None,
-            200,
-        ),
-        (
-            "/v1/resident/summary".into(),
-            "/v1/resident/summary".into(),
+        get("/healthz", "/healthz", None, None, 200),
+        get("/readyz", "/readyz", None, None, 200),
+        get("/metrics", "/metrics", None, None, 200),
+        get("/openapi.yaml", "/openapi.yaml", None, None, 200),
+        get(
+            "/v1/resident/summary",
+            "/v1/resident/summary",
             Some("k-all"),
             Some(JAN),
             200,
         ),
-        (
-            "/v1/resident/summary".into(),
-            "/v1/resident/summary".into(),
+        get(
+            "/v1/resident/summary",
+            "/v1/resident/summary",
             None,
             Some(JAN),
             401,
         ),
-        (
-            "/v1/resident/summary".into(),
-            "/v1/resident/summary".into(),
+        get(
+            "/v1/resident/summary",
+            "/v1/resident/summary",
             Some("k-all"),
             Some("78031501237"),
             400,
@@ -372,142 +280,357 @@ async fn every_answer_matches_the_document() {
     ];
     for p in resident_paths {
         let doc_path = format!("/v1/tenants/{{teryt}}/resident/{p}");
-        cases.push((
-            doc_path.clone(),
-            format!("/v1/tenants/{T1}/resident/{p}"),
-            Some("k-all"),
-            Some(JAN),
-            200,
-        ));
-        cases.push((
-            doc_path.clone(),
-            format!("/v1/tenants/{T2}/resident/{p}"),
-            Some("k-all"),
-            Some(PIOTR),
-            200,
-        ));
-        cases.push((
-            doc_path.clone(),
-            format!("/v1/tenants/{T2}/resident/{p}"),
-            Some("k-t1"),
-            Some(ANNA),
-            404,
-        ));
-        cases.push((
-            doc_path.clone(),
-            format!("/v1/tenants/{T1}/resident/{p}"),
-            Some("k-all"),
-            Some(ANNA),
-            404,
-        ));
-        cases.push((
-            doc_path.clone(),
-            format!("/v1/tenants/1465017/resident/{p}"),
-            Some("k-all"),
-            Some(JAN),
-            400,
-        ));
-        cases.push((
-            doc_path.clone(),
-            format!("/v1/tenants/{T1}/resident/{p}"),
-            Some("nope"),
-            Some(JAN),
-            401,
-        ));
-        cases.push((
-            doc_path.clone(),
-            format!("/v1/tenants/{T1}/resident/{p}"),
-            Some("k-all"),
-            None,
-            400,
-        ));
+        let url = |t: &str| format!("/v1/tenants/{t}/resident/{p}");
+        cases.extend([
+            get(&doc_path, url(T1), Some("k-all"), Some(JAN), 200),
+            get(&doc_path, url(T1), Some("k-all"), Some(EWA), 200),
+            get(&doc_path, url(T2), Some("k-all"), Some(PIOTR), 200),
+            get(&doc_path, url(T2), Some("k-t1"), Some(ANNA), 404),
+            get(&doc_path, url(T1), Some("k-all"), Some(ANNA), 404),
+            get(&doc_path, url("1465017"), Some("k-all"), Some(JAN), 400),
+            get(&doc_path, url(T1), Some("nope"), Some(JAN), 401),
+            get(&doc_path, url(T1), Some("k-all"), None, 400),
+        ]);
     }
-    let due = "/v1/tenants/{teryt}/resident/due".to_owned();
-    cases.push((
-        due.clone(),
-        format!("/v1/tenants/{T1}/resident/due?date=2026-12-31&pay=10000"),
-        Some("k-all"),
-        Some(JAN),
-        200,
-    ));
-    cases.push((
-        due.clone(),
-        format!("/v1/tenants/{T1}/resident/due?date=31.12.2026"),
-        Some("k-all"),
-        Some(JAN),
-        400,
-    ));
-    cases.push((
-        due.clone(),
-        format!("/v1/tenants/{T1}/resident/due?pay=-5"),
-        Some("k-all"),
-        Some(JAN),
-        400,
-    ));
-    cases.push((
-        due.clone(),
-        format!("/v1/tenants/{T1}/resident/due?amount=5"),
-        Some("k-all"),
-        Some(JAN),
-        400,
-    ));
-    for p in ["rejected-records", "imports"] {
+    let due = "/v1/tenants/{teryt}/resident/due";
+    let due_url = |q: &str| format!("/v1/tenants/{T1}/resident/due?{q}");
+    cases.extend([
+        get(
+            due,
+            due_url("date=2026-12-31&pay=10000"),
+            Some("k-all"),
+            Some(JAN),
+            200,
+        ),
+        get(
+            due,
+            due_url("date=31.12.2026"),
+            Some("k-all"),
+            Some(JAN),
+            400,
+        ),
+        get(due, due_url("pay=-5"), Some("k-all"), Some(JAN), 400),
+        get(due, due_url("amount=5"), Some("k-all"), Some(JAN), 400),
+    ]);
+    for p in [
+        "rejected-records",
+        "imports",
+        "unmatched-payments",
+        "gateway-notifications",
+    ] {
         let doc_path = format!("/v1/tenants/{{teryt}}/admin/{p}");
-        cases.push((
-            doc_path.clone(),
-            format!("/v1/tenants/{T1}/admin/{p}"),
-            Some("k-admin"),
-            None,
+        let url = |t: &str| format!("/v1/tenants/{t}/admin/{p}");
+        cases.extend([
+            get(&doc_path, url(T1), Some("k-admin"), None, 200),
+            get(&doc_path, url(T1), Some("k-all"), None, 403),
+            get(&doc_path, url(T1), None, None, 401),
+            get(&doc_path, url("0000001"), Some("k-admin"), None, 404),
+            get(&doc_path, url("12"), Some("k-admin"), None, 400),
+        ]);
+    }
+    for case in cases {
+        run.run(case).await;
+    }
+
+    // The admin lists have something in them, so their items were checked too.
+    for (p, field) in [
+        ("unmatched-payments", "payments"),
+        ("gateway-notifications", "notifications"),
+    ] {
+        let v = run
+            .run(get(
+                format!("/v1/tenants/{{teryt}}/admin/{p}"),
+                format!("/v1/tenants/{T1}/admin/{p}"),
+                Some("k-admin"),
+                None,
+                200,
+            ))
+            .await;
+        assert_eq!(v[field].as_array().unwrap().len(), 1, "{v}");
+    }
+    let v = run
+        .run(get(
+            "/v1/tenants/{teryt}/resident/payments",
+            format!("/v1/tenants/{T1}/resident/payments"),
+            Some("k-all"),
+            Some(EWA),
             200,
-        ));
-        cases.push((
-            doc_path.clone(),
-            format!("/v1/tenants/{T1}/admin/{p}"),
+        ))
+        .await;
+    assert_eq!(v["payments"].as_array().unwrap().len(), 2, "{v}");
+
+    // Paying.
+    let orders = format!("/v1/tenants/{T1}/resident/payment-orders");
+    let l1 = |seq: u8| json!({"items": [{"liability_id": "L1", "installment": seq}], "gateway": "przelewy24", "email": "jan@example.pl"});
+    let created = run
+        .run(post(
+            &orders,
+            Some("k-all"),
+            Some(JAN),
+            Some("key-jan-0001"),
+            l1(2),
+            201,
+        ))
+        .await;
+    let basket_id = created["basket_id"].as_str().unwrap().to_owned();
+    let again = run
+        .run(post(
+            &orders,
+            Some("k-all"),
+            Some(JAN),
+            Some("key-jan-0001"),
+            l1(2),
+            200,
+        ))
+        .await;
+    assert_eq!(again["basket_id"], basket_id.as_str());
+    let ewa = |items: Value, extra: Value| {
+        let mut b = json!({"items": items, "email": "ewa@example.pl"});
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    };
+    let mut cases = vec![
+        post(
+            &orders,
+            Some("k-all"),
+            Some(JAN),
+            Some("key-jan-0001"),
+            l1(3),
+            409,
+        ),
+        post(&orders, Some("k-all"), Some(JAN), None, l1(3), 400),
+        post(&orders, Some("k-all"), Some(JAN), Some("short"), l1(3), 400),
+        post(
+            &orders,
+            Some("k-all"),
+            Some(JAN),
+            Some("key with spaces"),
+            l1(3),
+            400,
+        ),
+        post(
+            &orders,
+            Some("k-all"),
+            Some(JAN),
+            Some("key-jan-0002"),
+            json!({"items": [{"liability_id": "L1", "installment": 3}], "amount": 100}),
+            400,
+        ),
+        post(
+            &orders,
+            Some("k-all"),
+            Some(JAN),
+            Some("key-jan-0002"),
+            json!({"items": [{"liability_id": "L1", "installment": 3}, {"liability_id": "L1", "installment": 3}], "email": "jan@example.pl"}),
+            400,
+        ),
+        post(
+            &orders,
+            Some("k-all"),
+            Some(JAN),
+            Some("key-jan-0002"),
+            json!({"items": [{"liability_id": "L1", "installment": 3}], "gateway": "blik"}),
+            400,
+        ),
+        post(
+            &orders,
             Some("k-all"),
             None,
-            403,
-        ));
-        cases.push((
-            doc_path.clone(),
-            format!("/v1/tenants/{T1}/admin/{p}"),
-            None,
-            None,
-            401,
-        ));
-        cases.push((
-            doc_path.clone(),
-            format!("/v1/tenants/0000001/admin/{p}"),
-            Some("k-admin"),
-            None,
-            404,
-        ));
-        cases.push((
-            doc_path.clone(),
-            format!("/v1/tenants/12/admin/{p}"),
-            Some("k-admin"),
-            None,
+            Some("key-jan-0002"),
+            l1(3),
             400,
-        ));
+        ),
+        post(
+            "/v1/tenants/12/resident/payment-orders",
+            Some("k-all"),
+            Some(JAN),
+            Some("key-jan-0002"),
+            l1(3),
+            400,
+        ),
+        post(&orders, None, Some(JAN), Some("key-jan-0002"), l1(3), 401),
+        post(
+            &orders,
+            Some("k-all"),
+            Some(ANNA),
+            Some("key-ann-0001"),
+            l1(3),
+            404,
+        ),
+        post(
+            format!("/v1/tenants/{T2}/resident/payment-orders"),
+            Some("k-t1"),
+            Some(PIOTR),
+            Some("key-pio-0001"),
+            json!({"items": [{"liability_id": "L2", "installment": 2}], "gateway": "payu"}),
+            404,
+        ),
+        // 422: the request is well formed but cannot be paid.
+        post(
+            &orders,
+            Some("k-all"),
+            Some(JAN),
+            Some("key-jan-0003"),
+            json!({"items": []}),
+            422,
+        ),
+        post(
+            &orders,
+            Some("k-all"),
+            Some(JAN),
+            Some("key-jan-0003"),
+            json!({"items": [{"liability_id": "L-NONE"}], "email": "jan@example.pl"}),
+            422,
+        ),
+        post(
+            &orders,
+            Some("k-all"),
+            Some(JAN),
+            Some("key-jan-0003"),
+            l1(1),
+            422,
+        ),
+        post(
+            &orders,
+            Some("k-all"),
+            Some(JAN),
+            Some("key-jan-0003"),
+            json!({"items": [{"liability_id": "L1", "installment": 3}]}),
+            422,
+        ),
+        post(
+            &orders,
+            Some("k-all"),
+            Some(JAN),
+            Some("key-jan-0003"),
+            json!({"items": [{"liability_id": "L1", "installment": 3}], "gateway": "payu", "return_url": "https://evil.example.com/"}),
+            422,
+        ),
+        post(
+            &orders,
+            Some("k-all"),
+            Some(EWA),
+            Some("key-ewa-0001"),
+            ewa(json!([{"liability_id": "E-CAR"}]), json!({})),
+            422,
+        ),
+        post(
+            &orders,
+            Some("k-all"),
+            Some(EWA),
+            Some("key-ewa-0001"),
+            ewa(
+                json!([{"liability_id": "E-DOG"}]),
+                json!({"gateway": "przelewy24"}),
+            ),
+            422,
+        ),
+    ];
+    // Without online payments.
+    let mut plain = post(
+        &orders,
+        Some("k-all"),
+        Some(JAN),
+        Some("key-jan-0004"),
+        l1(3),
+        404,
+    );
+    plain.without_payments = true;
+    cases.push(plain);
+    for case in cases {
+        let want = case.want;
+        let v = run.run(case).await;
+        if want == 404 || want == 422 || want == 409 {
+            assert!(v["error"].is_string(), "{v}");
+        }
     }
-    for (doc_path, url, key, pesel, want) in cases {
-        let (status, ct, body) = call(&app, &url, key, pesel).await;
-        assert_eq!(
-            status.as_u16(),
-            want,
-            "{url}: {}",
-            String::from_utf8_lossy(&body)
-        );
-        check(&doc, &doc_path, status, &ct, &body);
-        seen.insert((doc_path, want));
+
+    // The gateway fails: 502 with the stored basket; the same request again registers it.
+    run.with
+        .p24()
+        .fail_next(p24_sim::SimEndpoint::Register, p24_sim::SimFailure::Http500);
+    let old = ewa(
+        json!([{"liability_id": "E-OLD", "installment": 1}]),
+        json!({"gateway": "przelewy24", "return_url": "https://portal.example.pl/podatki/wynik"}),
+    );
+    let failed = run
+        .run(post(
+            &orders,
+            Some("k-all"),
+            Some(EWA),
+            Some("key-ewa-0002"),
+            old.clone(),
+            502,
+        ))
+        .await;
+    assert_eq!(failed["error"], "gateway_unavailable");
+    assert_eq!(failed["basket"]["orders"][0]["status"], "created");
+    let retried = run
+        .run(post(
+            &orders,
+            Some("k-all"),
+            Some(EWA),
+            Some("key-ewa-0002"),
+            old,
+            200,
+        ))
+        .await;
+    assert_eq!(retried["basket_id"], failed["basket"]["basket_id"]);
+    assert_eq!(retried["orders"][0]["status"], "registered");
+
+    // Reading a basket.
+    let basket = format!("/v1/tenants/{T1}/resident/payment-orders/{basket_id}");
+    let mut cases = vec![
+        get(BASKET, &basket, Some("k-all"), Some(JAN), 200),
+        get(BASKET, &basket, Some("k-all"), Some(EWA), 404),
+        get(
+            BASKET,
+            format!("/v1/tenants/{T1}/resident/payment-orders/nope"),
+            Some("k-all"),
+            Some(JAN),
+            404,
+        ),
+        get(BASKET, &basket, Some("k-all"), None, 400),
+        get(BASKET, &basket, None, Some(JAN), 401),
+    ];
+    let mut plain = get(BASKET, &basket, Some("k-all"), Some(JAN), 404);
+    plain.without_payments = true;
+    cases.push(plain);
+    let mut plain = get(
+        "/v1/tenants/{teryt}/admin/gateway-notifications",
+        format!("/v1/tenants/{T1}/admin/gateway-notifications"),
+        Some("k-admin"),
+        None,
+        404,
+    );
+    plain.without_payments = true;
+    cases.push(plain);
+    for case in cases {
+        run.run(case).await;
     }
+    let v = run
+        .run(get(BASKET, &basket, Some("k-all"), Some(JAN), 200))
+        .await;
+    assert_eq!(v["basket_id"], basket_id.as_str());
+    assert_eq!(v["created"], false);
+
     // Every documented response other than 503 (database down) was produced at least once.
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for code in item["get"]["responses"].as_object().unwrap().keys() {
-            if code != "503" {
-                assert!(
-                    seen.contains(&(path.clone(), code.parse().unwrap())),
-                    "{path} {code} is documented but never exercised"
-                );
+    for (path, item) in run.doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if !METHODS.contains(&method.as_str()) {
+                continue;
+            }
+            let method = method.to_ascii_uppercase();
+            for code in op["responses"].as_object().unwrap().keys() {
+                if code != "503" {
+                    assert!(
+                        run.seen
+                            .contains(&(path.clone(), method.clone(), code.parse().unwrap())),
+                        "{method} {path} {code} is documented but never exercised"
+                    );
+                }
             }
         }
     }
@@ -515,9 +638,10 @@ async fn every_answer_matches_the_document() {
 
 #[tokio::test]
 async fn co_owners_see_the_shared_account_and_the_next_installment() {
-    let (app, _dir) = app().await;
+    let a = app(false).await;
+    let app = &a.router;
     let (s, _, body) = call(
-        &app,
+        app,
         &format!("/v1/tenants/{T2}/resident/summary"),
         Some("k-all"),
         Some(PIOTR),
@@ -530,7 +654,7 @@ async fn co_owners_see_the_shared_account_and_the_next_installment() {
     assert_eq!(v["next_installment"]["due_date"], "2026-05-15");
     assert_eq!(v["next_installment"]["amount"], 25075);
 
-    let (_, _, body) = call(&app, "/v1/resident/summary", Some("k-t1"), Some(JAN)).await;
+    let (_, _, body) = call(app, "/v1/resident/summary", Some("k-t1"), Some(JAN)).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     let tenants: Vec<&str> = v["tenants"]
         .as_array()
@@ -543,7 +667,7 @@ async fn co_owners_see_the_shared_account_and_the_next_installment() {
         vec![T1],
         "a key scoped to one tenant sees only that tenant"
     );
-    let (_, _, body) = call(&app, "/v1/resident/summary", Some("k-all"), Some(JAN)).await;
+    let (_, _, body) = call(app, "/v1/resident/summary", Some("k-all"), Some(JAN)).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["tenants"].as_array().unwrap().len(), 2);
     assert_eq!(v["tenants"][0]["totals"]["principal"], 75225);
@@ -551,9 +675,10 @@ async fn co_owners_see_the_shared_account_and_the_next_installment() {
 
 #[tokio::test]
 async fn due_shows_principal_and_interest_apart_and_how_a_payment_would_split() {
-    let (app, _dir) = app().await;
+    let a = app(false).await;
+    let app = &a.router;
     let (s, _, body) = call(
-        &app,
+        app,
         &format!("/v1/tenants/{T1}/resident/due?date=2026-12-31&pay=10000"),
         Some("k-all"),
         Some(JAN),

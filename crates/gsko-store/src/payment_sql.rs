@@ -482,6 +482,30 @@ macro_rules! payment_store {
                     read_basket(&mut conn, tenant, basket_id).await
                 }
 
+                async fn basket_by_key(
+                    &self,
+                    tenant: &Teryt,
+                    client: &str,
+                    idempotency_key: &str,
+                ) -> Result<Option<BasketRecord>, StoreError> {
+                    if q::unstorable(client) || q::unstorable(idempotency_key) {
+                        return Ok(None);
+                    }
+                    let op = "read basket by key";
+                    let mut conn = self.pool.acquire().await.map_err(|e| map_sqlx(op, e))?;
+                    let found: Option<(String, String)> = sqlx::query_as(q::BASKET_BY_KEY)
+                        .bind(tenant.as_str())
+                        .bind(client)
+                        .bind(idempotency_key)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(|e| map_sqlx(op, e))?;
+                    match found {
+                        Some((basket_id, _)) => read_basket(&mut conn, tenant, &basket_id).await,
+                        None => Ok(None),
+                    }
+                }
+
                 async fn order(
                     &self,
                     tenant: &Teryt,

@@ -213,6 +213,14 @@ pub trait PaymentStore: Send + Sync {
         basket_id: &str,
     ) -> Result<Option<BasketRecord>, StoreError>;
 
+    /// The basket a client stored under an idempotency key, with its orders as they stand.
+    async fn basket_by_key(
+        &self,
+        tenant: &Teryt,
+        client: &str,
+        idempotency_key: &str,
+    ) -> Result<Option<BasketRecord>, StoreError>;
+
     async fn order(
         &self,
         tenant: &Teryt,

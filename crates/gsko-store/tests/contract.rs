@@ -1092,6 +1092,34 @@ mod scenarios {
             store.order(&t, "S-1").await.unwrap().as_ref(),
             Some(&record.orders[1])
         );
+        // Found by the client's key too (a retry is answered before amounts are recomputed),
+        // but not by another client's or in another tenant.
+        assert_eq!(
+            store
+                .basket_by_key(&t, "portal", "key-1")
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(&record)
+        );
+        assert_eq!(
+            store
+                .basket_by_key(&t, "other-portal", "key-1")
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .basket_by_key(&teryt(B), "portal", "key-1")
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store.basket_by_key(&t, "portal", "key-2").await.unwrap(),
+            None
+        );
 
         // The same request again (a retry with a freshly generated basket id): the stored one,
         // as it stands now.

@@ -26,13 +26,23 @@ pub struct Options {
 
 /// Checks what the connectors read from the configuration beyond its syntax (column mappings).
 pub fn check_connectors(cfg: &Config) -> Result<(), ConfigError> {
-    for (file, t) in cfg.tenants.values() {
+    for (teryt, (file, t)) in &cfg.tenants {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            file: file.clone(),
+            key: key.into(),
+            reason,
+        };
         if let Some(r) = &t.radix {
-            import_options(r).map_err(|reason| ConfigError::Invalid {
-                file: file.clone(),
-                key: "radix.csv".into(),
-                reason,
-            })?;
+            import_options(r).map_err(|reason| invalid("radix.csv", reason))?;
+            crate::payments::booking_writer(cfg, teryt, &t.name, r)
+                .map_err(|e| invalid("radix.booking", format!("{e:#}")))?;
+        }
+        if let Some(b) = &t.bank {
+            gsko_payments::statement::StatementOptions::from_config(b)
+                .map_err(|reason| invalid("bank", reason))?;
+        }
+        if t.payments.is_some() {
+            gsko_payments::tenant_payments(t).map_err(|reason| invalid("payments", reason))?;
         }
     }
     Ok(())
