@@ -35,6 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod notify;
+pub mod payout;
 pub mod relay;
 pub mod statement;
 
@@ -386,24 +387,8 @@ impl PaymentService {
                 return Err(InitiateError::KeyReused { basket_id })
             }
         };
-        let ctx = RegisterContext {
-            email: req.email.clone(),
-            customer_ip: req.customer_ip.clone(),
-            return_url,
-        };
-        for order in record
-            .orders
-            .iter()
-            .filter(|o| o.status == OrderStatus::Created)
-        {
-            self.register(&req.tenant, tenant, order, &ctx).await?;
-        }
-        let now = self
-            .store
-            .basket(&req.tenant, &record.basket_id)
-            .await?
-            .unwrap_or(record);
-        Ok(BasketView::from_record(&now, created))
+        self.register_pending(tenant, &req, return_url, record, created)
+            .await
     }
 
     /// The basket this client already stored under the request's idempotency key, brought up
@@ -429,6 +414,21 @@ impl PaymentService {
                 basket_id: record.basket_id,
             });
         }
+        self.register_pending(tenant, req, return_url, record, false)
+            .await
+            .map(Some)
+    }
+
+    /// Registers the basket's orders the gateway has not taken yet and answers the basket as
+    /// it then stands.
+    async fn register_pending(
+        &self,
+        tenant: &TenantPayments,
+        req: &BasketRequest,
+        return_url: String,
+        record: BasketRecord,
+        created: bool,
+    ) -> Result<BasketView, InitiateError> {
         let ctx = RegisterContext {
             email: req.email.clone(),
             customer_ip: req.customer_ip.clone(),
@@ -446,7 +446,7 @@ impl PaymentService {
             .basket(&req.tenant, &record.basket_id)
             .await?
             .unwrap_or(record);
-        Ok(Some(BasketView::from_record(&now, false)))
+        Ok(BasketView::from_record(&now, created))
     }
 
     /// The basket, when it exists and was made by this resident.

@@ -220,14 +220,10 @@ async fn p24_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let Ok(tenant) = Teryt::from_str(&teryt) else {
+    let Some((tenant, m)) = merchant_of(&service, &teryt, &merchant) else {
         return StatusCode::NOT_FOUND;
     };
-    let Some(client) = service
-        .tenant(&tenant)
-        .and_then(|t| t.merchants.get(&merchant))
-        .and_then(|m| m.przelewy24.clone())
-    else {
+    let Some(client) = m.przelewy24 else {
         return StatusCode::NOT_FOUND;
     };
     let n = Incoming {
@@ -240,6 +236,17 @@ async fn p24_status(
     };
     let (session, verdict) = p24_handle(&n, &client).await;
     finish(&n, session, verdict).await
+}
+
+/// The tenant and its merchant account named in a notification URL.
+fn merchant_of(
+    service: &PaymentService,
+    teryt: &str,
+    merchant: &str,
+) -> Option<(Teryt, crate::Merchant)> {
+    let tenant = Teryt::from_str(teryt).ok()?;
+    let m = service.tenant(&tenant)?.merchants.get(merchant)?.clone();
+    Some((tenant, m))
 }
 
 async fn p24_handle(
@@ -340,14 +347,10 @@ async fn payu_notify(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let Ok(tenant) = Teryt::from_str(&teryt) else {
+    let Some((tenant, m)) = merchant_of(&service, &teryt, &merchant) else {
         return StatusCode::NOT_FOUND;
     };
-    let Some(client) = service
-        .tenant(&tenant)
-        .and_then(|t| t.merchants.get(&merchant))
-        .and_then(|m| m.payu.clone())
-    else {
+    let Some(client) = m.payu else {
         return StatusCode::NOT_FOUND;
     };
     let n = Incoming {

@@ -14,11 +14,11 @@
 //! | debit, reversal | counted, nothing else |
 //! | malformed entry or field, balances that do not add up, a `:86:` in no configured layout | `import.record-rejected` naming file, line and field, with the raw text |
 //!
-//! Reconciling a gateway payout against the gateway's batch report (P24 `report/batch/details`,
-//! PayU statements; spec §4.5 point 2) is a later step: the report lists each payout with its
-//! gateway, reference and amount so that step has what it needs. Titles are not matched to
-//! tax accounts here either (the store has no title-token lookup): a credit without a virtual
-//! account goes to an admin.
+//! The report lists each gateway payout with its gateway, reference and amount;
+//! [`crate::payout::reconcile_payouts`] then matches it against the gateway's batch report
+//! (P24 `report/batch/details`; spec §4.5 point 2) and the daemon runs it after each import.
+//! Titles are not matched to tax accounts here (the store has no title-token lookup): a credit
+//! without a virtual account goes to an admin.
 //!
 //! # Payment ids
 //!

@@ -151,6 +151,38 @@ pub struct BankSimSpec {
     pub faults: Vec<Fault>,
     /// Keep the ground truth of every entry in [`BankSimSummary::entries`].
     pub keep_truth: bool,
+    /// Gateway payouts with a given reference and amount (e.g. a batch a gateway simulator
+    /// paid out), written after the drawn entries of their statement. They draw nothing from
+    /// the random stream, so the rest of the file is the same with or without them.
+    pub fixed_payouts: Vec<SimPayout>,
+}
+
+/// A gateway whose payouts the simulator writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SimGateway {
+    Przelewy24,
+    Payu,
+}
+
+impl SimGateway {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SimGateway::Przelewy24 => "przelewy24",
+            SimGateway::Payu => "payu",
+        }
+    }
+}
+
+/// One payout to write as given (see [`BankSimSpec::fixed_payouts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimPayout {
+    /// 0-based statement index.
+    pub statement: u32,
+    pub gateway: SimGateway,
+    /// Przelewy24: the batch id (the title reads `Przelewy24 wypłata batch <reference>`);
+    /// PayU: the payout reference (`PayU wypłata nr <reference>`).
+    pub reference: String,
+    pub amount_grosze: i64,
 }
 
 impl BankSimSpec {
@@ -172,6 +204,7 @@ impl BankSimSpec {
             opening_balance: 100_000_000, // grosze: 1,000,000.00 zł
             faults: Vec::new(),
             keep_truth: true,
+            fixed_payouts: Vec::new(),
         }
     }
 }
@@ -265,6 +298,53 @@ fn main_account(spec: &BankSimSpec) -> String {
         spec.profile.sort_code(),
         spec.client_code
     ))
+}
+
+/// A gateway payout's entry: the operator's name and address and a title carrying the payout
+/// reference. Neither gateway documents its title (spec §6); these follow the forms the bank
+/// connector's default rules expect.
+fn payout_entry(
+    profile: BankProfile,
+    gateway: SimGateway,
+    reference: &str,
+    amount: i64,
+    counterparty: String,
+) -> Entry {
+    let (name, title) = match gateway {
+        SimGateway::Przelewy24 => (
+            "PAYPRO SPÓŁKA AKCYJNA",
+            format!("Przelewy24 wypłata batch {reference}"),
+        ),
+        SimGateway::Payu => ("PAYU S.A.", format!("PayU wypłata nr {reference}")),
+    };
+    Entry {
+        credit: true,
+        amount,
+        op_code: if profile == BankProfile::MbankCollect {
+            "510"
+        } else {
+            "152"
+        },
+        operation: "PRZELEW ZEWNĘTRZNY PRZYCHODZĄCY",
+        title,
+        name: name.to_owned(),
+        address: "UL. KANCLERSKA 15 60-327 POZNAŃ".to_owned(),
+        counterparty,
+        virtual_nrb: None,
+        payer_id: None,
+    }
+}
+
+/// A fixed account of the gateway operator (for [`BankSimSpec::fixed_payouts`], which draw
+/// nothing at random).
+fn gateway_account(gateway: SimGateway) -> String {
+    let p = "1090101";
+    let sort = format!("{p}{}", identifiers::sort_code_check_digit(p));
+    let acc = match gateway {
+        SimGateway::Przelewy24 => "0000071219812874",
+        SimGateway::Payu => "0000071219812875",
+    };
+    identifiers::nrb(&format!("{sort}{acc}"))
 }
 
 /// A payer's or supplier's own account at some other bank.
@@ -487,158 +567,159 @@ pub fn write_statements(spec: &BankSimSpec, out: &mut impl Write) -> io::Result<
             spec.debits,
         ];
         let total: u32 = left.iter().sum();
-        for idx in 0..total {
-            // Draw the kind of the next entry in proportion to what is left (streaming shuffle).
-            let remaining: u32 = left.iter().sum();
-            let mut pick = rng.gen_range(0..remaining);
-            let mut kind = 0;
-            while pick >= left[kind] {
-                pick -= left[kind];
-                kind += 1;
-            }
-            left[kind] -= 1;
-            let (name, address) = person(&mut rng);
-            let counterparty = foreign_account(&mut rng);
-            let (entry, truth_kind) = match kind {
-                0 => {
-                    let t = taxpayer(spec, rng.gen_range(1..=spec.taxpayers.max(1)));
-                    const TITLES: [&str; 4] = [
-                        "Podatek od nieruchomości 2026 rata 1",
-                        "Opłata za gospodarowanie odpadami 03/2026",
-                        "Łączne zobowiązanie pieniężne rata I",
-                        "Podatek rolny 2026",
-                    ];
-                    let e = Entry {
-                        credit: true,
-                        amount: rng.gen_range(100..500_000),
-                        op_code: if profile == BankProfile::MbankCollect {
-                            "911"
-                        } else {
-                            "152"
-                        },
-                        operation: "PRZELEW ZEWNĘTRZNY PRZYCHODZĄCY",
-                        title: TITLES[rng.gen_range(0..TITLES.len())].to_owned(),
-                        name,
-                        address,
-                        counterparty,
-                        virtual_nrb: (profile != BankProfile::MbankCollect)
-                            .then(|| t.virtual_nrb.clone()),
-                        payer_id: (profile == BankProfile::MbankCollect)
-                            .then(|| t.payer_id.clone()),
-                    };
-                    let k = SimEntryKind::VirtualAccount {
-                        nrb: t.virtual_nrb,
-                        account_key: t.account_key,
-                    };
-                    (e, k)
+        let fixed: Vec<&SimPayout> = spec
+            .fixed_payouts
+            .iter()
+            .filter(|p| p.statement == s)
+            .collect();
+        for idx in 0..total + fixed.len() as u32 {
+            let fixed_payout = idx.checked_sub(total).and_then(|i| fixed.get(i as usize));
+            let (entry, truth_kind) = if let Some(p) = fixed_payout {
+                let e = payout_entry(
+                    profile,
+                    p.gateway,
+                    &p.reference,
+                    p.amount_grosze,
+                    gateway_account(p.gateway),
+                );
+                let k = SimEntryKind::GatewayPayout {
+                    gateway: p.gateway.as_str(),
+                    reference: p.reference.clone(),
+                    payments: 0,
+                };
+                (e, k)
+            } else {
+                // Draw the kind of the next entry in proportion to what is left (streaming shuffle).
+                let remaining: u32 = left.iter().sum();
+                let mut pick = rng.gen_range(0..remaining);
+                let mut kind = 0;
+                while pick >= left[kind] {
+                    pick -= left[kind];
+                    kind += 1;
                 }
-                1 => {
-                    let t = taxpayer(spec, rng.gen_range(1..=spec.taxpayers.max(1)));
-                    let (title, token) = if rng.gen_bool(0.5) {
-                        (
-                            format!(
-                                "Podatek od nieruchomości konto podatnika {} rata 2",
-                                t.account_key
-                            ),
-                            t.account_key.clone(),
-                        )
-                    } else {
-                        (
-                            format!("Decyzja nr {} podatek rolny", t.decision),
-                            t.decision.clone(),
-                        )
-                    };
-                    let e = Entry {
-                        credit: true,
-                        amount: rng.gen_range(100..500_000),
-                        op_code: if profile == BankProfile::MbankCollect {
-                            "510"
-                        } else {
-                            "152"
-                        },
-                        operation: "PRZELEW ZEWNĘTRZNY PRZYCHODZĄCY",
-                        title,
-                        name,
-                        address,
-                        counterparty,
-                        virtual_nrb: None,
-                        payer_id: None,
-                    };
-                    (
-                        e,
-                        SimEntryKind::Title {
-                            token,
+                left[kind] -= 1;
+                let (name, address) = person(&mut rng);
+                let counterparty = foreign_account(&mut rng);
+                match kind {
+                    0 => {
+                        let t = taxpayer(spec, rng.gen_range(1..=spec.taxpayers.max(1)));
+                        const TITLES: [&str; 4] = [
+                            "Podatek od nieruchomości 2026 rata 1",
+                            "Opłata za gospodarowanie odpadami 03/2026",
+                            "Łączne zobowiązanie pieniężne rata I",
+                            "Podatek rolny 2026",
+                        ];
+                        let e = Entry {
+                            credit: true,
+                            amount: rng.gen_range(100..500_000),
+                            op_code: if profile == BankProfile::MbankCollect {
+                                "911"
+                            } else {
+                                "152"
+                            },
+                            operation: "PRZELEW ZEWNĘTRZNY PRZYCHODZĄCY",
+                            title: TITLES[rng.gen_range(0..TITLES.len())].to_owned(),
+                            name,
+                            address,
+                            counterparty,
+                            virtual_nrb: (profile != BankProfile::MbankCollect)
+                                .then(|| t.virtual_nrb.clone()),
+                            payer_id: (profile == BankProfile::MbankCollect)
+                                .then(|| t.payer_id.clone()),
+                        };
+                        let k = SimEntryKind::VirtualAccount {
+                            nrb: t.virtual_nrb,
                             account_key: t.account_key,
-                        },
-                    )
-                }
-                2 => {
-                    batch += u64::from(rng.gen_range(1..50u32));
-                    let payments = rng.gen_range(5..60u32);
-                    let amount: i64 = (0..payments)
-                        .map(|_| rng.gen_range(1_000..300_000i64))
-                        .sum();
-                    let p24 = idx % 2 == 0;
-                    let (gateway, reference, name, title) = if p24 {
-                        let r = batch.to_string();
-                        (
-                            "przelewy24",
-                            r.clone(),
-                            "PAYPRO SPÓŁKA AKCYJNA",
-                            format!("Przelewy24 wypłata batch {r}"),
-                        )
-                    } else {
-                        let r = format!("PU{batch:X}");
-                        (
-                            "payu",
-                            r.clone(),
-                            "PAYU S.A.",
-                            format!("PayU wypłata nr {r}"),
-                        )
-                    };
-                    let e = Entry {
-                        credit: true,
-                        amount,
-                        op_code: if profile == BankProfile::MbankCollect {
-                            "510"
+                        };
+                        (e, k)
+                    }
+                    1 => {
+                        let t = taxpayer(spec, rng.gen_range(1..=spec.taxpayers.max(1)));
+                        let (title, token) = if rng.gen_bool(0.5) {
+                            (
+                                format!(
+                                    "Podatek od nieruchomości konto podatnika {} rata 2",
+                                    t.account_key
+                                ),
+                                t.account_key.clone(),
+                            )
                         } else {
-                            "152"
-                        },
-                        operation: "PRZELEW ZEWNĘTRZNY PRZYCHODZĄCY",
-                        title,
-                        name: name.to_owned(),
-                        address: "UL. KANCLERSKA 15 60-327 POZNAŃ".to_owned(),
-                        counterparty,
-                        virtual_nrb: None,
-                        payer_id: None,
-                    };
-                    (
-                        e,
-                        SimEntryKind::GatewayPayout {
-                            gateway,
-                            reference,
-                            payments,
-                        },
-                    )
-                }
-                _ => {
-                    let e = Entry {
-                        credit: false,
-                        amount: rng.gen_range(5_000..2_000_000),
-                        op_code: if profile == BankProfile::MbankCollect {
-                            "310"
+                            (
+                                format!("Decyzja nr {} podatek rolny", t.decision),
+                                t.decision.clone(),
+                            )
+                        };
+                        let e = Entry {
+                            credit: true,
+                            amount: rng.gen_range(100..500_000),
+                            op_code: if profile == BankProfile::MbankCollect {
+                                "510"
+                            } else {
+                                "152"
+                            },
+                            operation: "PRZELEW ZEWNĘTRZNY PRZYCHODZĄCY",
+                            title,
+                            name,
+                            address,
+                            counterparty,
+                            virtual_nrb: None,
+                            payer_id: None,
+                        };
+                        (
+                            e,
+                            SimEntryKind::Title {
+                                token,
+                                account_key: t.account_key,
+                            },
+                        )
+                    }
+                    2 => {
+                        batch += u64::from(rng.gen_range(1..50u32));
+                        let payments = rng.gen_range(5..60u32);
+                        let amount: i64 = (0..payments)
+                            .map(|_| rng.gen_range(1_000..300_000i64))
+                            .sum();
+                        let gateway = if idx % 2 == 0 {
+                            SimGateway::Przelewy24
                         } else {
-                            "641"
-                        },
-                        operation: "PRZELEW WYCHODZĄCY",
-                        title: format!("Faktura FV/{}/2026 wywóz odpadów", rng.gen_range(1..999)),
-                        name: "PRZEDSIĘBIORSTWO KOMUNALNE SP. Z O.O.".to_owned(),
-                        address: "UL. SZKOLNA 1 34-400 NOWY TARG".to_owned(),
-                        counterparty,
-                        virtual_nrb: None,
-                        payer_id: None,
-                    };
-                    (e, SimEntryKind::Debit)
+                            SimGateway::Payu
+                        };
+                        let reference = match gateway {
+                            SimGateway::Przelewy24 => batch.to_string(),
+                            SimGateway::Payu => format!("PU{batch:X}"),
+                        };
+                        let e = payout_entry(profile, gateway, &reference, amount, counterparty);
+                        (
+                            e,
+                            SimEntryKind::GatewayPayout {
+                                gateway: gateway.as_str(),
+                                reference,
+                                payments,
+                            },
+                        )
+                    }
+                    _ => {
+                        let e = Entry {
+                            credit: false,
+                            amount: rng.gen_range(5_000..2_000_000),
+                            op_code: if profile == BankProfile::MbankCollect {
+                                "310"
+                            } else {
+                                "641"
+                            },
+                            operation: "PRZELEW WYCHODZĄCY",
+                            title: format!(
+                                "Faktura FV/{}/2026 wywóz odpadów",
+                                rng.gen_range(1..999)
+                            ),
+                            name: "PRZEDSIĘBIORSTWO KOMUNALNE SP. Z O.O.".to_owned(),
+                            address: "UL. SZKOLNA 1 34-400 NOWY TARG".to_owned(),
+                            counterparty,
+                            virtual_nrb: None,
+                            payer_id: None,
+                        };
+                        (e, SimEntryKind::Debit)
+                    }
                 }
             };
             let seq = summary.entries_written + 1;

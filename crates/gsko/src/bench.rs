@@ -25,7 +25,7 @@ struct Row {
 }
 
 /// Peak resident set size of this process (VmHWM), in kB.
-fn peak_rss_kb() -> u64 {
+pub(crate) fn peak_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -37,7 +37,7 @@ fn peak_rss_kb() -> u64 {
 }
 
 /// Resets VmHWM so each mode's peak is its own (Linux: writing 5 to clear_refs).
-fn reset_peak_rss() {
+pub(crate) fn reset_peak_rss() {
     drop(std::fs::write("/proc/self/clear_refs", "5"));
 }
 
@@ -194,7 +194,7 @@ async fn one(
     })
 }
 
-fn tempfile_dir() -> Result<std::path::PathBuf> {
+pub(crate) fn tempfile_dir() -> Result<std::path::PathBuf> {
     let d = std::env::temp_dir().join(format!("gsko-bench-{}", std::process::id()));
     std::fs::create_dir_all(&d)?;
     Ok(d)
@@ -203,8 +203,12 @@ fn tempfile_dir() -> Result<std::path::PathBuf> {
 /// Creates a fresh database on the server of `url` and returns its URL; an earlier benchmark
 /// database of the same name is dropped first.
 async fn fresh_database(url: &str) -> Result<String> {
+    fresh_database_named(url, "gsko_bench").await
+}
+
+/// [`fresh_database`] with another name (`[a-z_]` only).
+pub(crate) async fn fresh_database_named(url: &str, name: &str) -> Result<String> {
     use sqlx::Connection;
-    let name = "gsko_bench";
     let mut conn = sqlx::PgConnection::connect(url)
         .await
         .context("connecting to PostgreSQL")?;

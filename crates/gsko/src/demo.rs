@@ -71,42 +71,38 @@ fn tenant_toml(teryt: &str, name: &str, gateways: Option<&DemoGateways>) -> Stri
         "teryt = \"{teryt}\"\nname = \"{name}\"\n\n[radix]\n# exports arrive in radix/{teryt}/inbox/\ndirectory = \"radix/{teryt}\"\n# every minute; production installations usually sync every few minutes or nightly\nschedule = \"0 * * * * *\"\n"
     );
     if let Some(g) = gateways {
-        t.push_str(&format!(
-            r#"
-# Online payments: taxes and the waste fee go to two merchant accounts (as in many
-# municipalities); both accounts take Przelewy24 and PayU, here their simulators.
-[payments]
-return_url = "http://127.0.0.1/portal/payment-result"
-
-[payments.merchants.taxes]
-levies = ["property", "agricultural", "forest", "joint", "vehicle"]
-[payments.merchants.taxes.przelewy24]
+        t.push_str(
+            "\n# Online payments: taxes and the waste fee go to two merchant accounts (as in many\n\
+             # municipalities); both accounts take Przelewy24 and PayU, here their simulators.\n\
+             [payments]\nreturn_url = \"http://127.0.0.1/portal/payment-result\"\n",
+        );
+        let merchants = [
+            (
+                "taxes",
+                r#""property", "agricultural", "forest", "joint", "vehicle""#,
+            ),
+            ("fees", r#""waste_fee", "dog_fee", "lease_rent", "other""#),
+        ];
+        for (name, levies) in merchants {
+            t.push_str(&format!(
+                r#"
+[payments.merchants.{name}]
+levies = [{levies}]
+[payments.merchants.{name}.przelewy24]
 url = "{p24}"
 merchant_id = {P24_MERCHANT}
 api_key = {{ value = "{P24_API_KEY}" }}
 crc = {{ value = "{P24_CRC}" }}
-[payments.merchants.taxes.payu]
-url = "{payu}"
-pos_id = "{PAYU_POS}"
-client_secret = {{ value = "{PAYU_SECRET}" }}
-second_key = {{ value = "{PAYU_SECOND_KEY}" }}
-
-[payments.merchants.fees]
-levies = ["waste_fee", "dog_fee", "lease_rent", "other"]
-[payments.merchants.fees.przelewy24]
-url = "{p24}"
-merchant_id = {P24_MERCHANT}
-api_key = {{ value = "{P24_API_KEY}" }}
-crc = {{ value = "{P24_CRC}" }}
-[payments.merchants.fees.payu]
+[payments.merchants.{name}.payu]
 url = "{payu}"
 pos_id = "{PAYU_POS}"
 client_secret = {{ value = "{PAYU_SECRET}" }}
 second_key = {{ value = "{PAYU_SECOND_KEY}" }}
 "#,
-            p24 = g.p24_url,
-            payu = g.payu_url,
-        ));
+                p24 = g.p24_url,
+                payu = g.payu_url,
+            ));
+        }
     }
     t
 }

@@ -2,12 +2,13 @@
 //! `inspect`, `sim`, `bench`). Thin: the work lives in the library crates; this file wires them.
 
 mod bench;
+mod bench_payments;
 mod daemon;
 mod demo;
 mod payments;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -70,25 +71,64 @@ enum Command {
         #[command(subcommand)]
         what: SimWhat,
     },
-    /// Measure an end-to-end import (file → bus → projector → store) and print a table.
+    /// Measure an end-to-end import (file → bus → projector → store) and print a table;
+    /// `gsko bench payments` measures the payment side.
+    #[command(args_conflicts_with_subcommands = true)]
     Bench {
+        #[command(subcommand)]
+        what: Option<BenchWhat>,
+        /// Taxpayers in the generated export.
         #[arg(long, default_value_t = 100_000)]
         taxpayers: usize,
-        /// `production` (RabbitMQ + PostgreSQL), `embedded` (in-process bus + SQLite) or `both`.
-        #[arg(long, default_value = "both")]
-        mode: String,
-        #[arg(
-            long,
-            env = "GSKO_BENCH_DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-        )]
-        database_url: String,
-        #[arg(
-            long,
-            env = "GSKO_BENCH_AMQP_URL",
-            default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
-        )]
-        amqp_url: String,
+        #[command(flatten)]
+        backends: BenchBackends,
+    },
+}
+
+/// Where the benchmarks run.
+#[derive(Args)]
+struct BenchBackends {
+    /// `production` (RabbitMQ + PostgreSQL), `embedded` (in-process bus + SQLite) or `both`.
+    #[arg(long, default_value = "both")]
+    mode: String,
+    /// A server on which the benchmark may create (and drop) its own database.
+    #[arg(
+        long,
+        env = "GSKO_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    database_url: String,
+    /// A virtual host the benchmark may declare its queues in (`make bench` makes a fresh one).
+    #[arg(
+        long,
+        env = "GSKO_BENCH_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    amqp_url: String,
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Measure the payment side and print a table: Przelewy24 notifications end to end (HTTP in
+    /// → verify → settle → outbox relay → bus → RADIX booking file) and an MT940 statement
+    /// import.
+    Payments {
+        /// Orders paid; each notification counts once its booking file is written.
+        #[arg(long, default_value_t = 2000)]
+        payments: usize,
+        /// At most this many payments paid and not yet booked at any time; beyond a few dozen,
+        /// more lengthens the queue (and the latency), not the throughput.
+        #[arg(long, default_value_t = 50)]
+        in_flight: usize,
+        /// Lines of the generated MT940 statement (at least).
+        #[arg(long, default_value_t = 50_000)]
+        statement_lines: usize,
+        /// Taxpayers whose virtual accounts the store knows; the statement's credits go to
+        /// them at random.
+        #[arg(long, default_value_t = 30_000)]
+        statement_taxpayers: u32,
+        #[command(flatten)]
+        backends: BenchBackends,
     },
 }
 
@@ -128,10 +168,16 @@ enum SimWhat {
     },
 }
 
-fn init_tracing() {
+/// `quiet_payments`: no info line per payment (the payment benchmark's thousands of them);
+/// `GSKO_LOG` overrides.
+fn init_tracing(quiet_payments: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("GSKO_LOG").unwrap_or_else(|_| {
-        EnvFilter::new("info,sqlx=warn,lapin=warn,lapin::returned_messages=off")
+        let mut f = "info,sqlx=warn,lapin=warn,lapin::returned_messages=off".to_owned();
+        if quiet_payments {
+            f.push_str(",gsko_payments=warn,gsko_przelewy24=warn,gsko_radix::booking=warn");
+        }
+        EnvFilter::new(f)
     });
     let json = std::env::var("GSKO_LOG_FORMAT").is_ok_and(|v| v == "json");
     let b = tracing_subscriber::fmt()
@@ -146,7 +192,13 @@ fn init_tracing() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(matches!(
+        cli.command,
+        Command::Bench {
+            what: Some(BenchWhat::Payments { .. }),
+            ..
+        }
+    ));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -310,16 +362,38 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
+            what: None,
             taxpayers,
-            mode,
-            database_url,
-            amqp_url,
+            backends,
         } => {
             bench::run(bench::BenchOptions {
                 taxpayers,
-                mode,
-                database_url,
-                amqp_url,
+                mode: backends.mode,
+                database_url: backends.database_url,
+                amqp_url: backends.amqp_url,
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            what:
+                Some(BenchWhat::Payments {
+                    payments,
+                    in_flight,
+                    statement_lines,
+                    statement_taxpayers,
+                    backends,
+                }),
+            ..
+        } => {
+            bench_payments::run(bench_payments::PaymentBenchOptions {
+                payments,
+                in_flight,
+                statement_lines,
+                statement_taxpayers,
+                mode: backends.mode,
+                database_url: backends.database_url,
+                amqp_url: backends.amqp_url,
             })
             .await?;
             Ok(ExitCode::SUCCESS)

@@ -75,7 +75,12 @@ pub async fn spawn(
         let rx = shutdown.clone();
         handles.push(tokio::spawn(async move {
             match gsko_radix::booking::run_booking(sub, writers, rx).await {
-                Ok(stats) => tracing::info!(written = stats.written, already_there = stats.already_there, parked = stats.parked, "booking consumer stopped"),
+                Ok(stats) => tracing::info!(
+                    written = stats.written,
+                    already_there = stats.already_there,
+                    parked = stats.parked,
+                    "booking consumer stopped"
+                ),
                 Err(e) => tracing::error!(error = %e, "booking consumer stopped on a bus error"),
             }
         }));
@@ -99,6 +104,7 @@ pub async fn spawn(
         );
         let (store, teryt, mut stop, wake) =
             (store.clone(), teryt.clone(), shutdown.clone(), wake.clone());
+        let service = service.clone();
         handles.push(tokio::spawn(async move {
             loop {
                 let reports =
@@ -109,6 +115,21 @@ pub async fn spawn(
                         Ok(report) => {
                             files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             tracing::info!(tenant = %teryt, file = %report.file, settled = report.settled, unmatched = report.unmatched, rejected = report.rejected.len(), "bank statement imported");
+                            // Gateway payouts against the gateways' batch reports; whatever
+                            // does not match is queued for an admin inside.
+                            if let Some(service) = service.as_deref().filter(|_| !report.payouts.is_empty()) {
+                                let results = gsko_payments::payout::reconcile_payouts(
+                                    service,
+                                    &teryt,
+                                    &report.payouts,
+                                )
+                                .await;
+                                let count = |label: &str| {
+                                    results.iter().filter(|r| r.outcome.label() == label).count()
+                                };
+                                let queued = results.iter().filter(|r| r.unmatched_queued).count();
+                                tracing::info!(tenant = %teryt, file = %report.file, payouts = results.len(), matched = count("matched"), mismatch = count("mismatch"), unresolved = count("unresolved"), queued, "gateway payouts reconciled");
+                            }
                         }
                         Err(e) => {
                             tracing::error!(tenant = %teryt, error = %e, "bank statement not imported")
@@ -135,17 +156,20 @@ pub async fn spawn(
 
 /// The tenant's booking writer: `[radix.booking]` or the defaults (XML contract files in
 /// `<radix.directory>/booking`).
-fn booking_writer(
+pub fn booking_writer(
     cfg: &Config,
     teryt: &Teryt,
     tenant_name: &str,
     r: &gsko_config::RadixConfig,
 ) -> Result<gsko_radix::booking::BookingWriter> {
     use gsko_radix::booking::{BookingFormat, BookingWriter, ElixirOptions};
-    let b = r.booking.clone().unwrap_or_else(|| gsko_config::BookingConfig {
-        format: "xml".into(),
-        ..Default::default()
-    });
+    let b = r
+        .booking
+        .clone()
+        .unwrap_or_else(|| gsko_config::BookingConfig {
+            format: "xml".into(),
+            ..Default::default()
+        });
     let dir = match &b.directory {
         Some(d) => cfg.resolve_path(d),
         None => cfg.resolve_path(&r.directory).join("booking"),
@@ -159,13 +183,14 @@ fn booking_writer(
         other => anyhow::bail!("radix.booking.format: {other:?} is not xml or elixir0"),
     };
     let elixir = if format == BookingFormat::Elixir0 {
-        let collection = b
-            .collection_account
-            .as_deref()
-            .ok_or_else(|| anyhow::anyhow!("radix.booking.collection_account: needed for elixir0"))?;
+        let collection = b.collection_account.as_deref().ok_or_else(|| {
+            anyhow::anyhow!("radix.booking.collection_account: needed for elixir0")
+        })?;
         let mut o = ElixirOptions::new(
             nrb("collection_account", collection)?,
-            b.beneficiary_name.clone().unwrap_or_else(|| tenant_name.to_owned()),
+            b.beneficiary_name
+                .clone()
+                .unwrap_or_else(|| tenant_name.to_owned()),
         );
         for (gateway, account) in &b.gateway_accounts {
             let channel = match gateway.as_str() {
@@ -182,8 +207,9 @@ fn booking_writer(
         }
         if let Some(c) = &b.charset {
             let enc: gsko_codepages::TextEncoding =
-                serde_json::from_value(serde_json::Value::String(c.clone()))
-                    .map_err(|_| anyhow::anyhow!("radix.booking.charset: unknown code page {c:?}"))?;
+                serde_json::from_value(serde_json::Value::String(c.clone())).map_err(|_| {
+                    anyhow::anyhow!("radix.booking.charset: unknown code page {c:?}")
+                })?;
             o = o.with_charset(enc);
         }
         Some(o)
