@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure what the test suite needs is running: PostgreSQL on 127.0.0.1:5432 (trust or
-# password-less access for the postgres user), RabbitMQ on 127.0.0.1:5672 (guest/guest), and
-# xmllint (an independent XSD validator used by the tests).
+# password-less access for the postgres user), RabbitMQ on 127.0.0.1:5672 (guest/guest),
+# xmllint (an independent XSD validator used by the tests) and xmlsec1 (an independent
+# XML-signature implementation used by the tests).
 # Starts them when installed but stopped; installs them from Debian's packages when missing and
 # running as root on Debian/Ubuntu (saying so); otherwise stops with one sentence naming what is
 # missing and how to get it.
@@ -77,6 +78,16 @@ fi
 if ! command -v xmllint >/dev/null 2>&1; then
   if can_install; then apt_install libxml2-utils; else
     echo "xmllint is missing (the tests validate XML against the XSD with it): install libxml2-utils." >&2; exit 1
+  fi
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+  if can_install; then apt_install openssl; else
+    echo "openssl is missing (the tests make throwaway certificates with it): install openssl." >&2; exit 1
+  fi
+fi
+if ! command -v xmlsec1 >/dev/null 2>&1; then
+  if can_install; then apt_install xmlsec1; else
+    echo "xmlsec1 is missing (the tests check XML signatures against it): install xmlsec1." >&2; exit 1
   fi
 fi
 # Independent implementations the tests compare against (JSON Schema, CloudEvents SDK).

@@ -32,6 +32,7 @@
 
 pub mod bank;
 pub mod date;
+pub mod epuap;
 pub mod identifiers;
 pub mod ledger;
 pub mod municipalities;
