@@ -232,3 +232,47 @@ fn inspect_statement_prints_the_payments_of_an_mt940_file_in_its_charset() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"kind\":\"error\""));
 }
+
+#[test]
+fn inspect_epuap_prints_the_letter_and_its_problems_touching_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let date = gsko_sim::SimDate::new(2026, 11, 20).unwrap();
+    let spec =
+        gsko_sim::epuap::LetterSpec::new("Urząd Miasta Bolesławiec", "Bolesławiec", "59-700", date);
+    let letter = gsko_sim::epuap::generate_letter(7, &spec);
+    let file = d.path().join("pismo.xml");
+    std::fs::write(&file, &letter.xml).unwrap();
+
+    let out = gsko()
+        .args(["inspect", "epuap"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    // The generated letter is unsigned: printed in full, the problem named, exit code 2.
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["title"], letter.title.as_str());
+    assert_eq!(v["senders"][0]["pesel"], letter.pesel.as_str());
+    assert_eq!(
+        v["attachments"].as_array().unwrap().len(),
+        letter.attachments.len()
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not signed"));
+    assert_eq!(std::fs::read(&file).unwrap(), letter.xml);
+
+    // Not XML at all: a clear error with the place, exit code 1.
+    std::fs::write(&file, "<a>\n<b></a>").unwrap();
+    let out = gsko()
+        .args(["inspect", "epuap"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pismo.xml") && err.contains("line 2"), "{err}");
+}

@@ -145,6 +145,9 @@ enum InspectWhat {
         #[arg(long, default_value = "utf-8")]
         charset: String,
     },
+    /// Print what a CRD document from ePUAP says (form, sender, addressee, title, body,
+    /// attachments with their SHA-256, signatures, and every problem found) as JSON.
+    Epuap { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -301,6 +304,26 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             drop(out);
             eprintln!("{}: {} records accepted, {} rejected (pl.gsko.import.record-rejected.v1 lines say where and why)", file.display(), summary.accepted, summary.rejected);
             Ok(if summary.rejected == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        Command::Inspect {
+            what: InspectWhat::Epuap { file },
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let doc = gsko_epuap::document::parse(
+                &bytes,
+                gsko_epuap::document::DEFAULT_MAX_ATTACHMENT_BYTES,
+            )
+            .with_context(|| format!("{}", file.display()))?;
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+            for p in &doc.problems {
+                eprintln!("{}: {}: {}", file.display(), p.at, p.what);
+            }
+            Ok(if doc.problems.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(2)
