@@ -266,7 +266,7 @@ pub fn parse_next(xml: &str) -> Result<Option<PulledDocument>, PullError> {
             d.descendants()
                 .filter(|e| e.is_element() && e.tag_name().name() == "IdentyfikatorDokumentu")
                 .filter_map(|e| e.text().map(|t| t.trim().to_owned()))
-                .last()
+                .next_back()
         });
     let sub = |name: &str| subject.and_then(|s| local_text(s, name));
     Ok(Some(PulledDocument {

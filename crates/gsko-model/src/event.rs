@@ -4,6 +4,7 @@
 //! events of one import, payment or letter together) and `sourceversion` (the source system's
 //! version of the record: a record is only ever replaced by a higher version of itself).
 
+use crate::letters::*;
 use crate::payload::*;
 use crate::Teryt;
 use chrono::{DateTime, Utc};
@@ -107,10 +108,14 @@ pub enum MessageType {
     PaymentBook,
     PaymentBooked,
     PaymentUnmatched,
+    LetterReceived,
+    LetterRegister,
+    DecisionDeliver,
+    DecisionDelivered,
 }
 
 impl MessageType {
-    pub const ALL: [MessageType; 11] = [
+    pub const ALL: [MessageType; 15] = [
         MessageType::TaxpayerUpserted,
         MessageType::TaxAccountUpserted,
         MessageType::LiabilityUpserted,
@@ -122,6 +127,10 @@ impl MessageType {
         MessageType::PaymentBook,
         MessageType::PaymentBooked,
         MessageType::PaymentUnmatched,
+        MessageType::LetterReceived,
+        MessageType::LetterRegister,
+        MessageType::DecisionDeliver,
+        MessageType::DecisionDelivered,
     ];
 
     /// The CloudEvents `type`, e.g. `pl.gsko.liability.upserted.v1`.
@@ -138,13 +147,22 @@ impl MessageType {
             MessageType::PaymentBook => "pl.gsko.payment.book.v1",
             MessageType::PaymentBooked => "pl.gsko.payment.booked.v1",
             MessageType::PaymentUnmatched => "pl.gsko.payment.unmatched.v1",
+            MessageType::LetterReceived => "pl.gsko.letter.received.v1",
+            MessageType::LetterRegister => "pl.gsko.letter.register.v1",
+            MessageType::DecisionDeliver => "pl.gsko.decision.deliver.v1",
+            MessageType::DecisionDelivered => "pl.gsko.decision.delivered.v1",
         }
     }
 
     /// Commands ask one connector to act and travel on the commands exchange; everything else
-    /// is an event (what happened) on the events exchange.
+    /// is an event (what happened) on the events exchange. `payment.book` goes to the RADIX
+    /// connector, `letter.register` to the EZD connector, `decision.deliver` to the
+    /// ePUAP/e-Doręczenia connector.
     pub fn is_command(self) -> bool {
-        matches!(self, MessageType::PaymentBook)
+        matches!(
+            self,
+            MessageType::PaymentBook | MessageType::LetterRegister | MessageType::DecisionDeliver
+        )
     }
 
     pub fn from_type_name(s: &str) -> Option<MessageType> {
@@ -175,6 +193,10 @@ pub enum EventData {
     PaymentBook(Payment),
     PaymentBooked(PaymentBooked),
     PaymentUnmatched(UnmatchedPayment),
+    LetterReceived(Letter),
+    LetterRegister(Letter),
+    DecisionDeliver(DecisionDelivery),
+    DecisionDelivered(DecisionDelivered),
 }
 
 impl EventData {
@@ -191,6 +213,10 @@ impl EventData {
             EventData::PaymentBook(_) => MessageType::PaymentBook,
             EventData::PaymentBooked(_) => MessageType::PaymentBooked,
             EventData::PaymentUnmatched(_) => MessageType::PaymentUnmatched,
+            EventData::LetterReceived(_) => MessageType::LetterReceived,
+            EventData::LetterRegister(_) => MessageType::LetterRegister,
+            EventData::DecisionDeliver(_) => MessageType::DecisionDeliver,
+            EventData::DecisionDelivered(_) => MessageType::DecisionDelivered,
         }
     }
 
@@ -211,6 +237,11 @@ impl EventData {
                 format!("payment/{}/posting/{}", d.payment_id, d.posting_id)
             }
             EventData::PaymentUnmatched(d) => format!("payment/{}", d.payment_id),
+            EventData::LetterReceived(d) | EventData::LetterRegister(d) => {
+                format!("letter/{}", d.letter_id)
+            }
+            EventData::DecisionDeliver(d) => format!("decision/{}", d.decision_id),
+            EventData::DecisionDelivered(d) => format!("decision/{}", d.decision_id),
         }
     }
 
@@ -226,6 +257,9 @@ impl EventData {
             EventData::PaymentSettled(d) | EventData::PaymentBook(d) => serde_json::to_value(d),
             EventData::PaymentBooked(d) => serde_json::to_value(d),
             EventData::PaymentUnmatched(d) => serde_json::to_value(d),
+            EventData::LetterReceived(d) | EventData::LetterRegister(d) => serde_json::to_value(d),
+            EventData::DecisionDeliver(d) => serde_json::to_value(d),
+            EventData::DecisionDelivered(d) => serde_json::to_value(d),
         };
         v.expect("payloads serialize infallibly")
     }
@@ -250,6 +284,12 @@ impl EventData {
             MessageType::PaymentBooked => EventData::PaymentBooked(serde_json::from_value(v)?),
             MessageType::PaymentUnmatched => {
                 EventData::PaymentUnmatched(serde_json::from_value(v)?)
+            }
+            MessageType::LetterReceived => EventData::LetterReceived(serde_json::from_value(v)?),
+            MessageType::LetterRegister => EventData::LetterRegister(serde_json::from_value(v)?),
+            MessageType::DecisionDeliver => EventData::DecisionDeliver(serde_json::from_value(v)?),
+            MessageType::DecisionDelivered => {
+                EventData::DecisionDelivered(serde_json::from_value(v)?)
             }
         })
     }

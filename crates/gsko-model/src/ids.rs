@@ -22,6 +22,11 @@ pub enum IdError {
     Date { kind: &'static str },
     #[error("TERYT code has an unknown kind digit {0} (expected 1-5, 8 or 9)")]
     TerytKind(char),
+    #[error("{kind} must have the form {expected}")]
+    Format {
+        kind: &'static str,
+        expected: &'static str,
+    },
 }
 
 fn digits(
@@ -56,6 +61,9 @@ fn compact(s: &str) -> String {
 
 macro_rules! string_id {
     ($ty:ident, $redact:expr) => {
+        string_id!($ty, $redact, "digits only");
+    };
+    ($ty:ident, $redact:expr, $canonical:literal) => {
         impl $ty {
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -95,7 +103,9 @@ macro_rules! string_id {
                 if v.0 != s {
                     return Err(serde::de::Error::custom(concat!(
                         stringify!($ty),
-                        " is not in its canonical form (digits only)"
+                        " is not in its canonical form (",
+                        $canonical,
+                        ")"
                     )));
                 }
                 Ok(v)
@@ -232,6 +242,55 @@ impl Nrb {
     }
 }
 
+/// e-Doręczenia address (adres do doręczeń elektronicznych, ADE) of a person, business or office:
+/// `AE:PL-DDDDD-DDDDD-LLLLL-CC`, five digits, five digits, five capital letters and two check
+/// digits. The check digits are the sum of the decimal digits of
+/// `|Σ ASCII(LLLLL) − (DDDDD₁ + DDDDD₂)|` (verified on the published sample addresses, e.g.
+/// `AE:PL-97075-47631-STVJH-19`). A person's address identifies the person, so `Debug` is
+/// redacted like a PESEL's. Input may be lower case or padded with spaces; on the wire only the
+/// canonical upper-case form is accepted.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AdeAddress(String);
+string_id!(
+    AdeAddress,
+    true,
+    "AE:PL-DDDDD-DDDDD-LLLLL-CC in upper case, without spaces"
+);
+
+impl AdeAddress {
+    const KIND: &'static str = "ADE address";
+    const FORM: &'static str = "AE:PL-DDDDD-DDDDD-LLLLL-CC";
+
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let s = s.trim().to_ascii_uppercase();
+        let format = IdError::Format {
+            kind: Self::KIND,
+            expected: Self::FORM,
+        };
+        let rest = s.strip_prefix("AE:PL-").ok_or(format.clone())?;
+        let parts: Vec<&str> = rest.split('-').collect();
+        let [d1, d2, letters, check] = parts[..] else {
+            return Err(format);
+        };
+        let all = |p: &str, n: usize, f: fn(&u8) -> bool| p.len() == n && p.bytes().all(|b| f(&b));
+        if !(all(d1, 5, u8::is_ascii_digit)
+            && all(d2, 5, u8::is_ascii_digit)
+            && all(letters, 5, u8::is_ascii_uppercase)
+            && all(check, 2, u8::is_ascii_digit))
+        {
+            return Err(format);
+        }
+        let number = |p: &str| p.bytes().fold(0i64, |n, b| n * 10 + i64::from(b - b'0'));
+        let ascii: i64 = letters.bytes().map(i64::from).sum();
+        let base = (ascii - (number(d1) + number(d2))).unsigned_abs();
+        let digit_sum: u64 = base.to_string().bytes().map(|b| u64::from(b - b'0')).sum();
+        if digit_sum != number(check) as u64 {
+            return Err(IdError::Checksum { kind: Self::KIND });
+        }
+        Ok(AdeAddress(s))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,5 +352,56 @@ mod tests {
         assert!(Nrb::parse("62109010140000071219812874").is_err());
         assert!(Teryt::parse("1465011").is_ok());
         assert_eq!(Teryt::parse("1465017"), Err(IdError::TerytKind('7')));
+    }
+
+    #[test]
+    fn ade_address_check_digits() {
+        // The addresses published in the e-Doręczenia samples (spec §4.4).
+        for a in [
+            "AE:PL-97075-47631-STVJH-19",
+            "AE:PL-00000-00014-AAAAA-05",
+            "AE:PL-00000-00013-AAAAA-06",
+            "AE:PL-13447-72418-ECVIU-30",
+            "AE:PL-25888-20449-HTFCF-29",
+        ] {
+            assert_eq!(AdeAddress::parse(a).unwrap().as_str(), a);
+        }
+        assert_eq!(
+            AdeAddress::parse("AE:PL-97075-47631-STVJH-18"),
+            Err(IdError::Checksum {
+                kind: "ADE address"
+            })
+        );
+        // A letter changed: the check digits no longer match.
+        assert!(matches!(
+            AdeAddress::parse("AE:PL-97075-47631-STVJI-19"),
+            Err(IdError::Checksum { .. })
+        ));
+        for bad in [
+            "",
+            "AE:PL-97075-47631-STVJH",
+            "AE:DE-97075-47631-STVJH-19",
+            "AE:PL-9707-547631-STVJH-19",
+            "AE:PL-97075-47631-STVJ1-19",
+            "AE:PL-97075-47631-STVJH-19-1",
+            "AE:PL-97075-47631-STVJH-019",
+            "ADE.AE:PL-97075-47631-STVJH-19",
+            "AE:PL-97075-47631-ŚTVJH-19",
+        ] {
+            assert!(
+                matches!(AdeAddress::parse(bad), Err(IdError::Format { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ade_address_is_redacted_and_canonical_on_the_wire() {
+        let a = AdeAddress::parse(" ae:pl-97075-47631-stvjh-19 ").unwrap();
+        assert_eq!(a.to_string(), "AE:PL-97075-47631-STVJH-19");
+        assert_eq!(format!("{a:?}"), "AdeAddress(***)");
+        assert!(serde_json::from_str::<AdeAddress>("\"AE:PL-97075-47631-STVJH-19\"").is_ok());
+        assert!(serde_json::from_str::<AdeAddress>("\"ae:pl-97075-47631-stvjh-19\"").is_err());
+        assert!(serde_json::from_str::<AdeAddress>("\"AE:PL-97075-47631-STVJH-18\"").is_err());
     }
 }

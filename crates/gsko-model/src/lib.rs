@@ -3,12 +3,14 @@
 
 pub mod event;
 pub mod ids;
+pub mod letters;
 pub mod money;
 pub mod payload;
 pub mod secret;
 
 pub use event::{Event, EventData, EventError, MessageType, CONTENT_TYPE};
-pub use ids::{IdError, Nip, Nrb, Pesel, Regon, Teryt};
+pub use ids::{AdeAddress, IdError, Nip, Nrb, Pesel, Regon, Teryt};
+pub use letters::*;
 pub use money::{Amount, AmountError};
 pub use payload::*;
 pub use secret::Secret;

@@ -218,6 +218,78 @@ fn unmatched_reasons() -> Vec<UnmatchedReason> {
     all
 }
 
+fn letter_channels() -> Vec<LetterChannel> {
+    use LetterChannel::*;
+    let all = vec![Epuap, GskoPortal];
+    all.iter().for_each(|k| match k {
+        Epuap | GskoPortal => {}
+    });
+    all
+}
+
+fn sender_kinds() -> Vec<SenderKind> {
+    use SenderKind::*;
+    let all = vec![Person, Organisation];
+    all.iter().for_each(|k| match k {
+        Person | Organisation => {}
+    });
+    all
+}
+
+fn signature_statuses() -> Vec<SignatureStatus> {
+    use SignatureStatus::*;
+    let all = vec![Valid, Invalid, Absent, Unverifiable];
+    all.iter().for_each(|k| match k {
+        Valid | Invalid | Absent | Unverifiable => {}
+    });
+    all
+}
+
+fn signature_forms() -> Vec<SignatureForm> {
+    use SignatureForm::*;
+    let all = vec![PodpisZaufany, Qualified, Other];
+    all.iter().for_each(|k| match k {
+        PodpisZaufany | Qualified | Other => {}
+    });
+    all
+}
+
+fn delivery_preferences() -> Vec<DeliveryPreference> {
+    use DeliveryPreference::*;
+    let all = vec![Auto, Epuap, EDoreczenia];
+    all.iter().for_each(|k| match k {
+        Auto | Epuap | EDoreczenia => {}
+    });
+    all
+}
+
+fn delivery_channels() -> Vec<DeliveryChannel> {
+    use DeliveryChannel::*;
+    let all = vec![Epuap, EDoreczenia];
+    all.iter().for_each(|k| match k {
+        Epuap | EDoreczenia => {}
+    });
+    all
+}
+
+fn delivery_outcomes() -> Vec<DeliveryOutcome> {
+    use DeliveryOutcome::*;
+    let all = vec![Delivered, DeemedDelivered, Failed];
+    all.iter().for_each(|k| match k {
+        Delivered | DeemedDelivered | Failed => {}
+    });
+    all
+}
+
+fn evidence_kinds() -> Vec<EvidenceKind> {
+    use EvidenceKind::*;
+    let all = vec![Upd, AdeEvidence];
+    all.iter().for_each(|k| match k {
+        Upd | AdeEvidence => {}
+    });
+    all
+}
+
 fn check_enums(s: &Schemas) -> Vec<String> {
     let defs = &s.common["$defs"];
     let schema_enum = |name: &str| -> BTreeSet<String> {
@@ -238,6 +310,14 @@ fn check_enums(s: &Schemas) -> Vec<String> {
         ("holderRole", serde_names(&holder_roles())),
         ("paymentChannel", serde_names(&payment_channels())),
         ("unmatchedReason", serde_names(&unmatched_reasons())),
+        ("letterChannel", serde_names(&letter_channels())),
+        ("senderKind", serde_names(&sender_kinds())),
+        ("signatureStatus", serde_names(&signature_statuses())),
+        ("signatureForm", serde_names(&signature_forms())),
+        ("deliveryPreference", serde_names(&delivery_preferences())),
+        ("deliveryChannel", serde_names(&delivery_channels())),
+        ("deliveryOutcome", serde_names(&delivery_outcomes())),
+        ("evidenceKind", serde_names(&evidence_kinds())),
     ] {
         if schema_enum(name) != rust {
             problems.push(format!(
@@ -578,6 +658,7 @@ fn rust_events() -> Vec<Event> {
             raw: ":61:2603130313C150,00NTRFNONREF\n:86:152~00PRZELEW".into(),
         }));
     }
+    data.extend(letter_events(&full_address));
     let tenant = Teryt::parse("0201043").unwrap();
     data.into_iter()
         .enumerate()
@@ -597,6 +678,179 @@ fn rust_events() -> Vec<Event> {
             e
         })
         .collect()
+}
+
+fn file(name: &str, description: Option<&str>) -> StoredFile {
+    StoredFile {
+        name: name.into(),
+        mime_type: "application/pdf".into(),
+        size_bytes: if description.is_some() { u64::MAX } else { 0 },
+        sha256: sha(),
+        description: description.map(Into::into),
+    }
+}
+
+/// Letters and decisions: every enum variant, every optional field present and absent.
+fn letter_events(full_address: &Address) -> Vec<EventData> {
+    let mut data = Vec::new();
+    let pesel = || Pesel::parse("44051401359").unwrap();
+    let statuses = signature_statuses();
+    let forms = signature_forms();
+    let kinds = sender_kinds();
+    let mut i = 0;
+    for channel in letter_channels() {
+        for some in [true, false] {
+            let status = statuses[i % statuses.len()];
+            let letter = Letter {
+                // The longest id the schema takes, and a short one.
+                letter_id: if some {
+                    format!("{:-<128}", format!("epuap-{i}"))
+                } else {
+                    format!("sha256-{i}")
+                },
+                channel,
+                received_at: Utc.with_ymd_and_hms(2026, 3, 2, 9, 14, 27).unwrap(),
+                epuap_box: some.then(|| "/ugnowogrodziec/skrytka".into()),
+                sender: LetterSender {
+                    kind: kinds[i % kinds.len()],
+                    name: "Zażółć „Gęślą” & <Jaźń>".into(),
+                    pesel: some.then(pesel),
+                    nip: some.then(|| Nip::parse("5260001246").unwrap()),
+                    regon: some.then(|| Regon::parse("12345678512347").unwrap()),
+                    epuap_login: some.then(|| "jkowalski".into()),
+                    reply_address: some.then(|| "/jkowalski/skrytka".into()),
+                    address: some.then(|| full_address.clone()),
+                    contacts: if some {
+                        contact_kinds()
+                            .into_iter()
+                            .map(|kind| ContactChannel {
+                                kind,
+                                value: "x@example.pl".into(),
+                            })
+                            .collect()
+                    } else {
+                        vec![]
+                    },
+                },
+                addressee: some.then(|| "Urząd Gminy i Miasta Nowogrodziec".into()),
+                title: "Wniosek o rozłożenie na raty".into(),
+                body_text: some.then(|| "Treść\n\npisma \"w cudzysłowie\" \u{1F600}".repeat(500)),
+                form: some.then(|| LetterForm {
+                    namespace: "http://crd.gov.pl/wzor/2013/12/12/1410/".into(),
+                    name: (i % 2 == 0).then(|| "Pismo ogólne do podmiotu publicznego".into()),
+                }),
+                document: file("Pismo.xml", some.then_some("pismo")),
+                attachments: if some {
+                    vec![file("a.pdf", Some("skan")), file("b.jpg", None)]
+                } else {
+                    vec![]
+                },
+                signature: LetterSignature {
+                    status,
+                    form: some.then(|| forms[i % forms.len()]),
+                    signer_pesel: some.then(pesel),
+                    signer_name: some.then(|| "JAN KOWALSKI".into()),
+                    signed_at: some.then(|| Utc.with_ymd_and_hms(2026, 3, 2, 9, 13, 58).unwrap()),
+                    problems: if some {
+                        vec!["signed by a person other than the declared sender".into()]
+                    } else {
+                        vec![]
+                    },
+                },
+                test: some,
+                upp_id: some.then(|| "81234568".into()),
+                problems: if some {
+                    vec!["attachment c.zip exceeds 20 MB and was not stored".into()]
+                } else {
+                    vec![]
+                },
+            };
+            data.push(EventData::LetterReceived(letter.clone()));
+            data.push(EventData::LetterRegister(letter));
+            i += 1;
+        }
+    }
+    // The remaining signature statuses and forms.
+    for (j, status) in statuses.into_iter().enumerate() {
+        let form = forms[j % forms.len()];
+        data.push(EventData::LetterReceived(Letter {
+            letter_id: format!("epuap-{j}"),
+            channel: LetterChannel::Epuap,
+            received_at: Utc.with_ymd_and_hms(2026, 3, 2, 9, 14, 27).unwrap(),
+            epuap_box: None,
+            sender: LetterSender {
+                kind: SenderKind::Person,
+                name: "N".into(),
+                pesel: None,
+                nip: None,
+                regon: None,
+                epuap_login: None,
+                reply_address: None,
+                address: None,
+                contacts: vec![],
+            },
+            addressee: None,
+            title: "".into(),
+            body_text: Some("".into()),
+            form: None,
+            document: file("x", None),
+            attachments: vec![],
+            signature: LetterSignature {
+                status,
+                form: Some(form),
+                signer_pesel: None,
+                signer_name: None,
+                signed_at: None,
+                problems: vec![],
+            },
+            test: false,
+            upp_id: None,
+            problems: vec![],
+        }));
+    }
+    for (j, channel) in delivery_preferences().into_iter().enumerate() {
+        for some in [true, false] {
+            data.push(EventData::DecisionDeliver(DecisionDelivery {
+                decision_id: format!("ezd-{j}"),
+                case_ref: "FN.3120.7.2026".into(),
+                title: "Decyzja".into(),
+                recipient: DecisionRecipient {
+                    name: "Jan Kowalski".into(),
+                    pesel: some.then(pesel),
+                    nip: some.then(|| Nip::parse("5260001246").unwrap()),
+                    epuap_address: some.then(|| "/jkowalski/skrytka".into()),
+                    ade_address: some
+                        .then(|| AdeAddress::parse("AE:PL-97075-47631-STVJH-19").unwrap()),
+                },
+                document: file("decyzja.pdf", some.then_some("decyzja")),
+                channel,
+                deliver_by: some.then(|| d(2026, 3, 30)),
+                in_reply_to: some.then(|| "epuap-81234567".into()),
+            }));
+        }
+    }
+    let channels = delivery_channels();
+    let kinds = evidence_kinds();
+    for (j, outcome) in delivery_outcomes().into_iter().enumerate() {
+        for some in [true, false] {
+            let failed = outcome == DeliveryOutcome::Failed;
+            data.push(EventData::DecisionDelivered(DecisionDelivered {
+                decision_id: format!("ezd-{j}"),
+                outcome,
+                channel: channels[(j + usize::from(some)) % channels.len()],
+                at: Utc.with_ymd_and_hms(2026, 3, 18, 7, 12, 40).unwrap(),
+                shipment_id: some.then(|| "5129934".into()),
+                evidence: (some || !failed).then(|| DeliveryEvidence {
+                    kind: kinds[(j + usize::from(some)) % kinds.len()],
+                    id: "UPD-5129934-1".into(),
+                    code: some.then(|| "A.1".into()),
+                    sha256: sha(),
+                }),
+                reason: (some || failed).then(|| "skrytka nie istnieje".into()),
+            }));
+        }
+    }
+    data
 }
 
 fn check_rust_events(s: &Schemas) -> Vec<String> {
@@ -722,6 +976,9 @@ fn schema_may_be_stricter(m: &Mutation) -> Option<&'static str> {
         ("/data/export_kind" | "/data/file_sha256", Some(_)) => {
             Some("a String in the model, documented as full|incremental and a SHA-256 hex digest")
         }
+        (p, Some(_)) if p.starts_with("/data/") && last == "sha256" => Some(
+            "a String in the model (StoredFile::sha256, DeliveryEvidence::sha256), documented as a SHA-256 lowercase hex digest: the key in the content store",
+        ),
         (_, Some(v)) if v == 0 && matches!(last, "seq" | "installment_seq" | "line") => {
             Some("1-based, as the model documents")
         }
@@ -731,6 +988,11 @@ fn schema_may_be_stricter(m: &Mutation) -> Option<&'static str> {
         ("/data/items", Some(v)) if v == &json!([]) => Some(
             "a payment goes to one or more tax accounts (Payment::items is documented as at least one); an empty list cannot be booked",
         ),
+        ("/data/letter_id" | "/data/decision_id" | "/data/in_reply_to", Some(v)) if v == "" => {
+            Some(
+                "letter and decision ids are 1 to 128 printable ASCII characters, as Letter::letter_id and DecisionDelivery::decision_id document: they name the record in subjects",
+            )
+        }
         ("/data/payment_id", Some(v)) if v == "" => Some(
             "GSKO's payment ids are 1 to 35 printable ASCII characters, as Payment::payment_id documents: the ledger echoes them back in its files",
         ),
@@ -776,7 +1038,7 @@ fn mutations_of(example: &Value) -> Vec<Mutation> {
 }
 
 /// Every reason [`schema_may_be_stricter`] can give, so that a stale entry is noticed.
-const STRICTER_REASONS: usize = 8;
+const STRICTER_REASONS: usize = 10;
 
 struct MutationReport {
     problems: Vec<String>,
@@ -1067,6 +1329,204 @@ fn check_named_payment_mutations(s: &Schemas) -> Vec<String> {
     problems
 }
 
+/// The letter and decision messages' own named mutations: each must be rejected by both.
+fn check_named_letter_mutations(s: &Schemas) -> Vec<String> {
+    let mut problems = Vec::new();
+    let path = |m: &Mutation| match m {
+        Mutation::Replace(p, _) | Mutation::Remove(p) | Mutation::AddMember(p) => p.clone(),
+    };
+    let r = |p: &str, v: Value| Mutation::Replace(p.into(), v);
+    use MessageType::{DecisionDeliver, DecisionDelivered, LetterReceived, LetterRegister};
+    let cases: Vec<(MessageType, &str, Mutation)> = vec![
+        (
+            LetterReceived,
+            "unknown channel",
+            r("/data/channel", json!("fax")),
+        ),
+        (
+            LetterReceived,
+            "unknown signature status",
+            r("/data/signature/status", json!("ok")),
+        ),
+        (
+            LetterReceived,
+            "unknown signature form",
+            r("/data/signature/form", json!("podpis_osobisty")),
+        ),
+        (
+            LetterReceived,
+            "signer PESEL with a separator",
+            r("/data/signature/signer_pesel", json!("440514-01359")),
+        ),
+        (
+            LetterReceived,
+            "missing signature",
+            Mutation::Remove("/data/signature".into()),
+        ),
+        (
+            LetterReceived,
+            "missing document",
+            Mutation::Remove("/data/document".into()),
+        ),
+        (
+            LetterReceived,
+            "missing test flag",
+            Mutation::Remove("/data/test".into()),
+        ),
+        (
+            LetterReceived,
+            "test flag as a string",
+            r("/data/test", json!("false")),
+        ),
+        (
+            LetterReceived,
+            "received_at as a date",
+            r("/data/received_at", json!("2026-03-02")),
+        ),
+        (
+            LetterReceived,
+            "negative attachment size",
+            r("/data/attachments/0/size_bytes", json!(-1)),
+        ),
+        (
+            LetterReceived,
+            "attachment with its content inline",
+            Mutation::AddMember("/data/attachments/0".into()),
+        ),
+        (
+            LetterReceived,
+            "extra field in the signature",
+            Mutation::AddMember("/data/signature".into()),
+        ),
+        (
+            LetterReceived,
+            "extra field in the sender",
+            Mutation::AddMember("/data/sender".into()),
+        ),
+        (
+            LetterReceived,
+            "problems as one string",
+            r("/data/problems", json!("no title")),
+        ),
+        (
+            LetterRegister,
+            "a register command relabelled as the received event",
+            r("/type", json!("pl.gsko.letter.received.v1")),
+        ),
+        (
+            DecisionDeliver,
+            "ADE address in lower case",
+            r(
+                "/data/recipient/ade_address",
+                json!("ae:pl-13447-72418-ecviu-30"),
+            ),
+        ),
+        (
+            DecisionDeliver,
+            "ADE address without its check digits",
+            r(
+                "/data/recipient/ade_address",
+                json!("AE:PL-13447-72418-ECVIU"),
+            ),
+        ),
+        (
+            DecisionDeliver,
+            "ADE address with the ADE. prefix",
+            r(
+                "/data/recipient/ade_address",
+                json!("ADE.AE:PL-13447-72418-ECVIU-30"),
+            ),
+        ),
+        (
+            DecisionDeliver,
+            "unknown channel preference",
+            r("/data/channel", json!("post")),
+        ),
+        (
+            DecisionDeliver,
+            "missing recipient",
+            Mutation::Remove("/data/recipient".into()),
+        ),
+        (
+            DecisionDeliver,
+            "document without its hash",
+            Mutation::Remove("/data/document/sha256".into()),
+        ),
+        (
+            DecisionDeliver,
+            "deliver_by as a timestamp",
+            r("/data/deliver_by", json!("2026-03-30T00:00:00Z")),
+        ),
+        (
+            DecisionDelivered,
+            "delivered without evidence",
+            Mutation::Remove("/data/evidence".into()),
+        ),
+        (
+            DecisionDelivered,
+            "failed without a reason",
+            Mutation::Remove("/data/reason".into()),
+        ),
+        (
+            DecisionDelivered,
+            "unknown outcome",
+            r("/data/outcome", json!("lost")),
+        ),
+        (
+            DecisionDelivered,
+            "unknown evidence kind",
+            r("/data/evidence/kind", json!("pdf")),
+        ),
+        (
+            DecisionDelivered,
+            "a channel preference as the channel",
+            r("/data/channel", json!("auto")),
+        ),
+    ];
+    for (t, name, m) in cases {
+        let example = examples(s, t)
+            .into_iter()
+            .find(|e| e.pointer(&path(&m)).is_some());
+        let (Some(example), Ok(validator)) = (example, s.validator(t)) else {
+            problems.push(format!(
+                "{name}: no {} example has {} (or the schema does not compile)",
+                t.schema_file(),
+                path(&m)
+            ));
+            continue;
+        };
+        let v = apply(&example, &m);
+        if rust_accepts(&v) {
+            problems.push(format!("{name}: the model was expected to reject it"));
+        }
+        if validator.is_valid(&v) {
+            problems.push(format!("{name}: the schema accepts it"));
+        }
+    }
+    // A deemed delivery with its evidence and a failed one without: both fine for both.
+    if let Ok(validator) = s.validator(DecisionDelivered) {
+        for example in examples(s, DecisionDelivered) {
+            let outcome = example["data"]["outcome"].as_str().unwrap_or("");
+            let m = if outcome == "failed" {
+                Mutation::Remove("/data/evidence".into())
+            } else {
+                Mutation::Remove("/data/shipment_id".into())
+            };
+            if example.pointer(&path(&m)).is_none() {
+                continue;
+            }
+            let v = apply(&example, &m);
+            if !(rust_accepts(&v) && validator.is_valid(&v)) {
+                problems.push(format!(
+                    "a {outcome} delivery without {} must be accepted by both",
+                    path(&m)
+                ));
+            }
+        }
+    }
+    problems
+}
+
 fn all_problems(s: &Schemas) -> Vec<String> {
     let mut p = check_files_and_identity(s);
     p.extend(check_enums(s));
@@ -1075,6 +1535,7 @@ fn all_problems(s: &Schemas) -> Vec<String> {
     p.extend(check_mutations(s).problems);
     p.extend(check_named_mutations(s));
     p.extend(check_named_payment_mutations(s));
+    p.extend(check_named_letter_mutations(s));
     p
 }
 
@@ -1143,6 +1604,11 @@ fn named_mutations_are_rejected_by_both() {
 #[test]
 fn named_payment_mutations_are_rejected_by_both() {
     assert_none(check_named_payment_mutations(&Schemas::load()));
+}
+
+#[test]
+fn named_letter_mutations_are_rejected_by_both() {
+    assert_none(check_named_letter_mutations(&Schemas::load()));
 }
 
 /// The checks above can fail: each sabotage of the schemas must be reported by them.
@@ -1269,6 +1735,83 @@ fn deliberately_broken_schemas_are_caught() {
                 .unwrap()
                 .remove("additionalProperties");
         }),
+        ("signature status enum lacks unverifiable", |s| {
+            s.common["$defs"]["signatureStatus"]["enum"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|v| v != "unverifiable");
+        }),
+        ("delivery outcome enum has an extra value", |s| {
+            s.common["$defs"]["deliveryOutcome"]["enum"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("returned"));
+        }),
+        ("letter allows unknown fields", |s| {
+            s.common["$defs"]["letter"]
+                .as_object_mut()
+                .unwrap()
+                .remove("additionalProperties");
+        }),
+        ("letter signature not required", |s| {
+            s.common["$defs"]["letter"]["required"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|v| v != "signature");
+        }),
+        ("letter test flag typed as a string", |s| {
+            s.common["$defs"]["letter"]["properties"]["test"] = json!({"type": "string"});
+        }),
+        ("stored file size may be negative", |s| {
+            s.common["$defs"]["storedFile"]["properties"]["size_bytes"] =
+                json!({"type": "integer"});
+        }),
+        ("ADE address pattern accepts anything", |s| {
+            s.common["$defs"]["adeAddress"] = json!({"type": "string"});
+        }),
+        ("register command data is not a letter", |s| {
+            s.schema_mut(MessageType::LetterRegister)["properties"]["data"] =
+                json!({"type": "object"});
+        }),
+        ("register command schema names the received event", |s| {
+            s.schema_mut(MessageType::LetterRegister)["properties"]["type"]["const"] =
+                json!("pl.gsko.letter.received.v1");
+        }),
+        ("deliver recipient not required", |s| {
+            s.schema_mut(MessageType::DecisionDeliver)["properties"]["data"]["required"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|v| v != "recipient");
+        }),
+        ("delivered without evidence is accepted", |s| {
+            s.schema_mut(MessageType::DecisionDelivered)["properties"]["data"]
+                .as_object_mut()
+                .unwrap()
+                .remove("else");
+        }),
+        ("failed without a reason is accepted", |s| {
+            s.schema_mut(MessageType::DecisionDelivered)["properties"]["data"]
+                .as_object_mut()
+                .unwrap()
+                .remove("then");
+        }),
+        ("delivered requires evidence even when failed", |s| {
+            s.schema_mut(MessageType::DecisionDelivered)["properties"]["data"]["required"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("evidence"));
+        }),
+        ("delivered subject names the letter", |s| {
+            s.schema_mut(MessageType::DecisionDelivered)["properties"]["subject"]["pattern"] =
+                json!("^letter/.+$");
+        }),
+        (
+            "letter example has an unsigned letter marked valid with no signer",
+            |s| {
+                s.schema_mut(MessageType::LetterReceived)["examples"][1]["data"]["signature"]
+                    ["status"] = json!("unsigned");
+            },
+        ),
         ("settled example has an installment 0", |s| {
             s.schema_mut(MessageType::PaymentSettled)["examples"][0]["data"]["items"][0]
                 ["installment_seq"] = json!(0);

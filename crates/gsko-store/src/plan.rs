@@ -275,6 +275,12 @@ impl<'a> Plan<'a> {
                 // A command to the ledger's connector, not part of the view: it writes nothing
                 // and counts as ignored.
                 EventData::PaymentBook(_) => {}
+                // Letters and decisions are not in the view yet: they write nothing and count
+                // as ignored, like the commands among them.
+                EventData::LetterReceived(_)
+                | EventData::LetterRegister(_)
+                | EventData::DecisionDeliver(_)
+                | EventData::DecisionDelivered(_) => {}
             }
         }
         let mut plan = Plan::default();
