@@ -1,0 +1,308 @@
+//! The WS-Pull receiver of one box: `pobierzNastepny` → store the document and its attachments
+//! durably (content-addressed files) → publish `letter.received` and wait for the broker's
+//! confirm → only then `potwierdzOdebranie` with the document's digest.
+//!
+//! A crash at any point loses no letter: until the confirm, ePUAP keeps the document at the
+//! head of the box and the next run takes it again. It publishes none twice in effect: the
+//! letter id and the event id derive from the document (ePUAP's document id, or its SHA-256,
+//! and the content hash), so a document taken again after a crash produces the same event,
+//! which consumers recognise. A document that arrives damaged (its digest then does not match
+//! and ePUAP refuses the confirm) is taken again on the next run; the corrected copy has another
+//! content hash and therefore its own event.
+//!
+//! Letter signatures (XAdES, podpis zaufany) are not verified yet: a signed letter is
+//! forwarded as `unverifiable`, an unsigned one as `absent`, each with the reason.
+
+use crate::client::{ClientError, PullClient};
+use crate::document::{parse, DocumentError, ParsedDocument, PartyKind};
+use crate::pull::PulledDocument;
+use gsko_bus::{Bus, BusError, Outgoing};
+use gsko_model::{
+    ContactChannel, ContactKind, Event, EventData, Letter, LetterChannel, LetterForm, LetterSender,
+    LetterSignature, Nip, Pesel, Regon, SenderKind, SignatureStatus, StoredFile, Teryt,
+};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// Files kept by the SHA-256 of their content (`<root>/<first two hex>/<sha256>`), written
+/// atomically and synced before anything refers to them.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    root: PathBuf,
+}
+
+impl FileStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        FileStore { root: root.into() }
+    }
+
+    pub fn path_of(&self, sha256: &str) -> PathBuf {
+        self.root.join(&sha256[..2]).join(sha256)
+    }
+
+    /// Stores `bytes` (once: an existing file with that hash is the same content) and returns
+    /// the SHA-256 in hex.
+    pub fn put(&self, bytes: &[u8]) -> std::io::Result<String> {
+        let sha = hex::encode(Sha256::digest(bytes));
+        let path = self.path_of(&sha);
+        if path.exists() {
+            return Ok(sha);
+        }
+        let dir = path.parent().expect("a file under the root");
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".{sha}.{}", std::process::id()));
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(sha)
+    }
+
+    pub fn get(&self, sha256: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.path_of(sha256))
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceiveReport {
+    /// Letters published and confirmed (removed from the box).
+    pub received: u64,
+    /// Letters published but not confirmed (the box keeps them; the next run takes them again).
+    pub unconfirmed: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiverError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("storing a document: {0}")]
+    Store(#[from] std::io::Error),
+    #[error("publishing letter.received: {0}")]
+    Bus(#[from] BusError),
+}
+
+/// One box of one tenant.
+pub struct Receiver {
+    pub tenant: Teryt,
+    pub client: PullClient,
+    pub files: FileStore,
+    pub max_attachment_bytes: usize,
+}
+
+impl Receiver {
+    /// Takes every document waiting in the box, one at a time, in the order ePUAP gives them.
+    /// Stops at the first document whose confirm ePUAP refuses (it stays at the head).
+    pub async fn run_once(&self, bus: &dyn Bus) -> Result<ReceiveReport, ReceiverError> {
+        let mut report = ReceiveReport::default();
+        while let Some(doc) = self.client.next().await? {
+            let letter = self.store(&doc)?;
+            let event = letter_event(&self.tenant, &letter);
+            bus.publish(&[Outgoing::event(&event)]).await?;
+            match self.client.confirm(&doc.digest()).await {
+                Ok(()) => {
+                    report.received += 1;
+                    tracing::info!(tenant = %self.tenant, letter = %letter.letter_id, event = %event.id, "letter received");
+                }
+                Err(e) => {
+                    report.unconfirmed += 1;
+                    tracing::warn!(tenant = %self.tenant, letter = %letter.letter_id, error = %e, "letter published but not confirmed; the box keeps it for the next run");
+                    break;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Stores the document and its attachments, and reads it into a letter.
+    fn store(&self, doc: &PulledDocument) -> Result<Letter, std::io::Error> {
+        let sha = self.files.put(&doc.content)?;
+        let parsed = parse(&doc.content, self.max_attachment_bytes);
+        let mut attachments = Vec::new();
+        if let Ok(p) = &parsed {
+            for a in &p.attachments {
+                if let Some(content) = &a.content {
+                    let sha = self.files.put(content)?;
+                    attachments.push(StoredFile {
+                        name: a.name.clone(),
+                        mime_type: a
+                            .mime_type
+                            .clone()
+                            .unwrap_or_else(|| "application/octet-stream".into()),
+                        size_bytes: content.len() as u64,
+                        sha256: sha,
+                        description: a.description.clone(),
+                    });
+                }
+            }
+        }
+        Ok(letter_from(doc, &sha, parsed, attachments))
+    }
+}
+
+/// The `letter.received` event of a letter; its id derives from the letter and the content.
+pub fn letter_event(tenant: &Teryt, letter: &Letter) -> Event {
+    Event::new(
+        format!("/gsko/epuap/{tenant}"),
+        tenant.clone(),
+        1,
+        EventData::LetterReceived(letter.clone()),
+    )
+    .with_stable_id(&format!("{}/{}", letter.letter_id, letter.document.sha256))
+    .with_correlation(letter.letter_id.clone())
+}
+
+/// The normalized letter: what the document says, completed from the ePUAP envelope, with
+/// every problem named.
+pub fn letter_from(
+    doc: &PulledDocument,
+    sha256: &str,
+    parsed: Result<ParsedDocument, DocumentError>,
+    attachments: Vec<StoredFile>,
+) -> Letter {
+    let mut problems = Vec::new();
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            problems.push(format!("the document cannot be read: {e}"));
+            ParsedDocument::default()
+        }
+    };
+    problems.extend(
+        parsed
+            .problems
+            .iter()
+            .filter(|p| !p.what.contains("not signed"))
+            .map(|p| format!("{}: {}", p.at, p.what)),
+    );
+    let party = parsed.senders.first();
+    let kind = match (party.and_then(|p| p.kind), doc.subject_kind.as_deref()) {
+        (Some(PartyKind::Institution), _) | (None, Some("P")) => SenderKind::Organisation,
+        _ => SenderKind::Person,
+    };
+    let name = party
+        .map(|p| p.name.clone())
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            let n = [doc.subject_first_name.clone(), doc.subject_surname.clone()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            (!n.is_empty()).then_some(n)
+        })
+        .unwrap_or_else(|| "(nadawca nieznany)".into());
+    let pesel_text = party
+        .and_then(|p| p.pesel.clone())
+        .or_else(|| doc.subject_pesel.clone());
+    let pesel = pesel_text.and_then(|t| match Pesel::from_str(&t) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            problems.push(format!("sender PESEL: {e}"));
+            None
+        }
+    });
+    let nip = party
+        .and_then(|p| p.nip.clone())
+        .or_else(|| doc.subject_nip.clone())
+        .and_then(|t| match Nip::from_str(&t) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                problems.push(format!("sender NIP: {e}"));
+                None
+            }
+        });
+    let regon = party
+        .and_then(|p| p.regon.clone())
+        .and_then(|t| Regon::from_str(&t).ok());
+    let contacts = party
+        .and_then(|p| p.email.clone())
+        .map(|e| {
+            vec![ContactChannel {
+                kind: ContactKind::Email,
+                value: e,
+            }]
+        })
+        .unwrap_or_default();
+    let signature = if parsed.signatures == 0 {
+        LetterSignature {
+            status: SignatureStatus::Absent,
+            form: None,
+            signer_pesel: None,
+            signer_name: None,
+            signed_at: None,
+            problems: vec!["the document carries no ds:Signature".into()],
+        }
+    } else {
+        LetterSignature {
+            status: SignatureStatus::Unverifiable,
+            form: None,
+            signer_pesel: None,
+            signer_name: None,
+            signed_at: None,
+            problems: vec![format!(
+                "{} signature(s) present; XAdES verification is not implemented yet, so the signer is not confirmed",
+                parsed.signatures
+            )],
+        }
+    };
+    let letter_id = match &doc.epuap_document_id {
+        Some(id) if id.len() <= 100 && id.bytes().all(|b| b.is_ascii_graphic()) => {
+            format!("epuap-{id}")
+        }
+        _ => format!("sha256-{sha256}"),
+    };
+    let received_at = doc
+        .sent_at
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(chrono::Utc::now);
+    Letter {
+        letter_id,
+        channel: LetterChannel::Epuap,
+        received_at,
+        epuap_box: doc.box_address.clone(),
+        sender: LetterSender {
+            kind,
+            name,
+            pesel,
+            nip,
+            regon,
+            epuap_login: doc.sender_login.clone(),
+            reply_address: doc.reply_address.clone(),
+            address: None,
+            contacts,
+        },
+        addressee: parsed.addressees.first().map(|a| a.name.clone()),
+        title: parsed
+            .title
+            .clone()
+            .unwrap_or_else(|| doc.file_name.clone()),
+        body_text: (!parsed.body.is_empty()).then(|| parsed.body.clone()),
+        form: (!parsed.form_namespace.is_empty()).then(|| LetterForm {
+            namespace: parsed.form_namespace.clone(),
+            name: parsed.form_name.clone(),
+        }),
+        document: StoredFile {
+            name: doc.file_name.clone(),
+            mime_type: doc
+                .mime_type
+                .clone()
+                .unwrap_or_else(|| "application/xml".into()),
+            size_bytes: doc.content.len() as u64,
+            sha256: sha256.to_owned(),
+            description: None,
+        },
+        attachments,
+        signature,
+        test: doc.test,
+        upp_id: None,
+        problems,
+    }
+}
