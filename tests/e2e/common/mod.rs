@@ -277,6 +277,52 @@ impl Daemon {
         )
     }
 
+    /// GET until it answers 200 (an import is "completed" once the broker confirmed all its
+    /// events; with competing projector workers the last of them may still be being applied).
+    pub fn get_ok(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        pesel: Option<&str>,
+        timeout: Duration,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (s, v) = self.get(path, key, pesel);
+            if s == 200 {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path}: still {s} after {timeout:?}: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// GET until the answer is 200 and satisfies `ready` (see [`Daemon::get_ok`]).
+    pub fn get_when(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        pesel: Option<&str>,
+        timeout: Duration,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (s, v) = self.get(path, key, pesel);
+            if s == 200 && ready(&v) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path}: not ready after {timeout:?}: {s} {v}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Polls the admin imports endpoint until `n` imports are completed for `teryt`.
     pub fn wait_imports(&self, teryt: &str, n: usize, timeout: Duration) {
         let deadline = Instant::now() + timeout;
