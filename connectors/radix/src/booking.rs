@@ -325,6 +325,35 @@ impl BookingWriter {
     }
 }
 
+impl BookingWriter {
+    /// Removes temporary files (`.<name>.<pid>.<n>.part`) older than `age` that a writer
+    /// killed mid-write left behind. The ledger never reads them (hidden names), so they only
+    /// take space; another live writer's file is younger than any sensible `age`.
+    pub fn remove_stale_parts(&self, age: std::time::Duration) -> usize {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if !(name.starts_with('.') && name.ends_with(".part")) {
+                continue;
+            }
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|elapsed| elapsed >= age);
+            if old && fs::remove_file(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
 /// A unique suffix for temporary names (time and a counter; no randomness needed).
 fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -634,6 +663,12 @@ pub async fn run_booking_with(
     opts: BookingRunOptions,
 ) -> Result<BookingStats, BusError> {
     let mut stats = BookingStats::default();
+    for w in writers.values() {
+        let n = w.remove_stale_parts(Duration::from_secs(600));
+        if n > 0 {
+            tracing::info!(tenant = %w.tenant(), removed = n, "removed temporary booking files left by an interrupted write");
+        }
+    }
     loop {
         if *shutdown.borrow() || shutdown.has_changed().is_err() {
             break;

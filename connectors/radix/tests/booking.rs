@@ -576,3 +576,29 @@ async fn io_errors_are_retried() {
         parked[0].reason
     );
 }
+
+#[test]
+fn temporary_files_of_an_interrupted_write_are_removed_once_old_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = BookingWriter::new(dir.path(), tenant(), BookingFormat::Xml, None).unwrap();
+    w.write(&payment("p24-0002-2026-03-14")).unwrap();
+    // What a writer killed between its write and its link leaves behind.
+    let part = dir.path().join(".p24-0003-2026-03-14.xml.4242.1a-0.part");
+    std::fs::write(&part, b"half a file").unwrap();
+    assert_eq!(
+        w.remove_stale_parts(std::time::Duration::from_secs(3600)),
+        0
+    );
+    assert!(
+        part.exists(),
+        "a young temporary file may belong to a live writer"
+    );
+    assert_eq!(w.remove_stale_parts(std::time::Duration::ZERO), 1);
+    assert!(!part.exists());
+    assert!(dir.path().join("p24-0002-2026-03-14.xml").exists());
+    // The payment whose write was interrupted is written normally afterwards.
+    assert!(matches!(
+        w.write(&payment("p24-0003-2026-03-14")).unwrap(),
+        Written::New(_)
+    ));
+}
