@@ -70,6 +70,13 @@ fn check_config_exits_78_naming_file_key_and_reason() {
     let (code, err) = check_config_with_tenant("teryt = \"0201011\"\nname = \"B\"\n[radix]\ndirectory = \"in\"\n[radix.booking]\nformat = \"elixir0\"\ncollection_account = \"61109010140000071219812875\"\n");
     assert_eq!(code, Some(78));
     assert!(err.contains("radix.booking.collection_account"), "{err}");
+    // ePUAP: a certificate file that is not there is named with its key.
+    let (code, err) = check_config_with_tenant("teryt = \"0201011\"\nname = \"B\"\n[epuap]\npull_url = \"https://ws.epuap.gov.pl/pk_external_ws/services/pull\"\npodmiot = \"ugb\"\nboxes = [\"skrytka\"]\ncertificate = { file = \"/nonexistent/ugb.crt\" }\nprivate_key = { value = \"x\" }\n");
+    assert_eq!(code, Some(78));
+    assert!(
+        err.contains("epuap.certificate") && err.contains("/nonexistent/ugb.crt"),
+        "{err}"
+    );
     // And a good one passes.
     let (code, err) = check_config_with_tenant("teryt = \"0201011\"\nname = \"B\"\n");
     assert_eq!(code, Some(0), "{err}");

@@ -236,6 +236,40 @@ pub struct TenantConfig {
     /// Bank statements (MT940) of the tenant's collection account.
     #[serde(default)]
     pub bank: Option<BankConfig>,
+    /// The municipality's ePUAP boxes, pulled with WS-Pull.
+    #[serde(default)]
+    pub epuap: Option<EpuapConfig>,
+}
+
+/// ePUAP (ESP) access of one tenant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpuapConfig {
+    /// WS-Pull endpoint: `https://ws.epuap.gov.pl/pk_external_ws/services/pull` (production) or
+    /// `https://ws-int.epuap.gov.pl/pk_external_ws/services/pull` (integration).
+    pub pull_url: String,
+    /// The office's ePUAP identifier (`podmiot`), e.g. `umboleslawiec`.
+    pub podmiot: String,
+    /// Names of the boxes (skrytki) in PULL mode, e.g. `["skrytka"]`.
+    pub boxes: Vec<String>,
+    /// The system certificate registered in ePUAP (PEM).
+    pub certificate: SecretSource,
+    /// Its RSA private key (PEM).
+    pub private_key: SecretSource,
+    /// Where documents and attachments are kept by content hash; default
+    /// `documents/<TERYT>` next to the main configuration file.
+    #[serde(default)]
+    pub documents: Option<PathBuf>,
+    /// Cron expression (seconds first) of the pull.
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+    /// Largest attachment accepted, in bytes (larger ones are kept out and flagged).
+    #[serde(default = "default_max_attachment")]
+    pub max_attachment_bytes: usize,
+}
+
+const fn default_max_attachment() -> usize {
+    50 * 1024 * 1024
 }
 
 /// Online payments of one tenant.
@@ -487,6 +521,24 @@ impl Config {
             }
             if let Some(b) = &t.bank {
                 validate_bank(&file, b)?;
+            }
+            if let Some(e) = &t.epuap {
+                validate_url(&file, "epuap.pull_url", &e.pull_url)?;
+                if e.boxes.is_empty() || e.podmiot.is_empty() {
+                    return Err(ConfigError::invalid(
+                        &file,
+                        "epuap.boxes",
+                        "name the podmiot and at least one box",
+                    ));
+                }
+                for (key, secret) in [
+                    ("epuap.certificate", &e.certificate),
+                    ("epuap.private_key", &e.private_key),
+                ] {
+                    secret
+                        .resolve()
+                        .map_err(|r| ConfigError::invalid(&file, key, r))?;
+                }
             }
             tenants.insert(teryt, (file, t));
         }

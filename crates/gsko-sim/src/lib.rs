@@ -8,6 +8,8 @@
 //!
 //! - [`radix`]: deterministic RADIX exports (format v1) for any number of taxpayers.
 //! - [`ledger`]: a RADIX ledger that books GSKO's payment files and answers with an export.
+//! - [`epuap`]: ePUAP ESP WS-Pull (boxes, pull semantics, digest check, WS-Security checked
+//!   with xmlsec1) and a generator of CRD letters.
 //! - [`municipalities`]: five real gminy for the demo.
 //! - [`identifiers`]: PESEL, NIP, REGON and NRB with correct check digits.
 //!

@@ -45,6 +45,11 @@ pub fn check_connectors(cfg: &Config) -> Result<(), ConfigError> {
             gsko_payments::tenant_payments(t).map_err(|reason| invalid("payments", reason))?;
         }
     }
+    crate::epuap::receivers(cfg).map_err(|e| ConfigError::Invalid {
+        file: cfg.path.clone(),
+        key: "epuap".into(),
+        reason: format!("{e:#}"),
+    })?;
     Ok(())
 }
 
@@ -457,6 +462,8 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
         tenants,
         metrics.clone(),
     );
+    let epuap_tasks =
+        crate::epuap::spawn(&cfg, &bus, &metrics, &rx).context("starting the ePUAP receivers")?;
     let mut payment_tasks = crate::payments::spawn(&cfg, &payment_store, &bus, &metrics, &rx)
         .await
         .context("starting the payment service")?;
@@ -501,7 +508,7 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
     for h in sync_tasks {
         drop(h.await);
     }
-    for h in payment_tasks.handles {
+    for h in payment_tasks.handles.into_iter().chain(epuap_tasks) {
         drop(h.await);
     }
     for h in projectors {

@@ -5,6 +5,7 @@ mod bench;
 mod bench_payments;
 mod daemon;
 mod demo;
+mod epuap;
 mod payments;
 
 use anyhow::{Context, Result};
