@@ -371,6 +371,20 @@ impl SyncCounters {
     }
 }
 
+/// Waits for the schedule's next time; false when the daemon is stopping (or the schedule has
+/// no next time) and the periodic job should end.
+pub async fn next_tick(schedule: &cron::Schedule, stop: &mut watch::Receiver<bool>) -> bool {
+    let Some(next) = schedule.upcoming(chrono::Utc).next() else {
+        return false;
+    };
+    let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = stop.changed() => return false,
+    }
+    !*stop.borrow()
+}
+
 async fn wait_for_shutdown(tx: watch::Sender<bool>) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -435,15 +449,7 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
                 }
                 Err(e) => tracing::error!(tenant = %teryt, error = %format!("{e:#}"), "radix sync failed"),
             }
-            while let Some(next) = schedule.upcoming(chrono::Utc).next() {
-                let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.changed() => break,
-                }
-                if *stop.borrow() {
-                    break;
-                }
+            while next_tick(&schedule, &mut stop).await {
                 if let Err(e) = sync_radix(&teryt, &r, &dirs, bus.as_ref(), &counters).await {
                     tracing::error!(tenant = %teryt, error = %format!("{e:#}"), "radix sync failed");
                 }

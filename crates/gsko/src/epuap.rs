@@ -94,15 +94,7 @@ pub fn spawn(
                         tracing::error!(tenant = %receiver.tenant, r#box = %receiver.client.target().address(), error = %e, "ePUAP pull failed; the box keeps what was not confirmed");
                     }
                 }
-                let Some(next) = schedule.upcoming(chrono::Utc).next() else {
-                    break;
-                };
-                let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.changed() => break,
-                }
-                if *stop.borrow() {
+                if !crate::daemon::next_tick(&schedule, &mut stop).await {
                     break;
                 }
             }

@@ -137,15 +137,7 @@ pub async fn spawn(
                     }
                 }
                 wake.notify_one();
-                let Some(next) = schedule.upcoming(chrono::Utc).next() else {
-                    break;
-                };
-                let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.changed() => break,
-                }
-                if *stop.borrow() {
+                if !crate::daemon::next_tick(&schedule, &mut stop).await {
                     break;
                 }
             }
