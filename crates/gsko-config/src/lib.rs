@@ -299,6 +299,20 @@ pub struct MerchantConfig {
     pub payu: Option<PayuMerchantConfig>,
 }
 
+impl MerchantConfig {
+    /// The levies as the model's kinds, in the order configured; the error names the first
+    /// unknown one.
+    pub fn levy_kinds(&self) -> Result<Vec<gsko_model::LevyKind>, String> {
+        self.levies
+            .iter()
+            .map(|l| {
+                serde_json::from_value(serde_json::Value::String(l.clone()))
+                    .map_err(|_| format!("unknown levy {l:?}"))
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct P24MerchantConfig {
@@ -620,15 +634,10 @@ fn validate_payments(file: &Path, p: &PaymentsConfig) -> Result<(), ConfigError>
                 "names no levy",
             ));
         }
-        for levy in &m.levies {
-            let kind: gsko_model::LevyKind =
-                serde_json::from_value(serde_json::Value::String(levy.clone())).map_err(|_| {
-                    ConfigError::invalid(
-                        file,
-                        format!("{key}.levies"),
-                        format!("unknown levy {levy:?}"),
-                    )
-                })?;
+        let kinds = m
+            .levy_kinds()
+            .map_err(|reason| ConfigError::invalid(file, format!("{key}.levies"), reason))?;
+        for (levy, kind) in m.levies.iter().zip(kinds) {
             if let Some(other) = levy_owner.insert(kind, name) {
                 return Err(ConfigError::invalid(
                     file,

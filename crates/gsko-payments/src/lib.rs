@@ -720,13 +720,8 @@ pub fn tenant_payments(t: &TenantConfig) -> Result<Option<TenantPayments>, Strin
     let mut merchants = BTreeMap::new();
     for (name, m) in &p.merchants {
         let levies = m
-            .levies
-            .iter()
-            .map(|l| {
-                serde_json::from_value::<LevyKind>(serde_json::Value::String(l.clone()))
-                    .map_err(|_| format!("payments.merchants.{name}.levies: unknown levy {l:?}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .levy_kinds()
+            .map_err(|e| format!("payments.merchants.{name}.levies: {e}"))?;
         let przelewy24 = match &m.przelewy24 {
             Some(c) => {
                 let key = |k: &str| format!("payments.merchants.{name}.przelewy24.{k}");
