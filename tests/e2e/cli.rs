@@ -263,10 +263,11 @@ fn inspect_epuap_prints_the_letter_and_its_problems_touching_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["title"], letter.title.as_str());
-    assert_eq!(v["senders"][0]["pesel"], letter.pesel.as_str());
+    assert_eq!(v["document"]["title"], letter.title.as_str());
+    assert_eq!(v["document"]["senders"][0]["pesel"], letter.pesel.as_str());
+    assert_eq!(v["signature"]["status"], "absent");
     assert_eq!(
-        v["attachments"].as_array().unwrap().len(),
+        v["document"]["attachments"].as_array().unwrap().len(),
         letter.attachments.len()
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not signed"));

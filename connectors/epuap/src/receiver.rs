@@ -10,8 +10,10 @@
 //! and ePUAP refuses the confirm) is taken again on the next run; the corrected copy has another
 //! content hash and therefore its own event.
 //!
-//! Letter signatures (XAdES, podpis zaufany) are not verified yet: a signed letter is
-//! forwarded as `unverifiable`, an unsigned one as `absent`, each with the reason.
+//! Each letter's XAdES signature is verified ([`crate::xades`]) and its signer compared with
+//! the declared sender; whatever is wrong is written on the letter, which goes on regardless.
+//! With the event goes the command `letter.register` to the tenant's EZD connector (not for
+//! ePUAP test submissions), published in the same confirmed batch.
 
 use crate::client::{ClientError, PullClient};
 use crate::document::{parse, DocumentError, ParsedDocument, PartyKind};
@@ -19,7 +21,7 @@ use crate::pull::PulledDocument;
 use gsko_bus::{Bus, BusError, Outgoing};
 use gsko_model::{
     ContactChannel, ContactKind, Event, EventData, Letter, LetterChannel, LetterForm, LetterSender,
-    LetterSignature, Nip, Pesel, Regon, SenderKind, SignatureStatus, StoredFile, Teryt,
+    LetterSignature, Nip, Pesel, Regon, SenderKind, StoredFile, Teryt,
 };
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -93,6 +95,8 @@ pub struct Receiver {
     pub client: PullClient,
     pub files: FileStore,
     pub max_attachment_bytes: usize,
+    /// Which certificates make a podpis zaufany.
+    pub signatures: crate::xades::XadesTrust,
 }
 
 impl Receiver {
@@ -103,7 +107,11 @@ impl Receiver {
         while let Some(doc) = self.client.next().await? {
             let letter = self.store(&doc)?;
             let event = letter_event(&self.tenant, &letter);
-            bus.publish(&[Outgoing::event(&event)]).await?;
+            let mut batch = vec![Outgoing::event(&event)];
+            if !letter.test {
+                batch.push(Outgoing::event(&register_command(&self.tenant, &letter)));
+            }
+            bus.publish(&batch).await?;
             match self.client.confirm(&doc.digest()).await {
                 Ok(()) => {
                     report.received += 1;
@@ -141,7 +149,8 @@ impl Receiver {
                 }
             }
         }
-        Ok(letter_from(doc, &sha, parsed, attachments))
+        let signature = crate::xades::verify_document(&doc.content, &self.signatures);
+        Ok(letter_from(doc, &sha, parsed, attachments, signature))
     }
 }
 
@@ -157,6 +166,22 @@ pub fn letter_event(tenant: &Teryt, letter: &Letter) -> Event {
     .with_correlation(letter.letter_id.clone())
 }
 
+/// The command `letter.register` for a received letter: the tenant's EZD connector registers
+/// it. Its id derives from the letter, like the event's.
+pub fn register_command(tenant: &Teryt, letter: &Letter) -> Event {
+    Event::new(
+        format!("/gsko/epuap/{tenant}"),
+        tenant.clone(),
+        1,
+        EventData::LetterRegister(letter.clone()),
+    )
+    .with_stable_id(&format!(
+        "register/{}/{}",
+        letter.letter_id, letter.document.sha256
+    ))
+    .with_correlation(letter.letter_id.clone())
+}
+
 /// The normalized letter: what the document says, completed from the ePUAP envelope, with
 /// every problem named.
 pub fn letter_from(
@@ -164,6 +189,7 @@ pub fn letter_from(
     sha256: &str,
     parsed: Result<ParsedDocument, DocumentError>,
     attachments: Vec<StoredFile>,
+    verified: crate::xades::SignatureReport,
 ) -> Letter {
     let mut problems = Vec::new();
     let parsed = match parsed {
@@ -229,28 +255,7 @@ pub fn letter_from(
             }]
         })
         .unwrap_or_default();
-    let signature = if parsed.signatures == 0 {
-        LetterSignature {
-            status: SignatureStatus::Absent,
-            form: None,
-            signer_pesel: None,
-            signer_name: None,
-            signed_at: None,
-            problems: vec!["the document carries no ds:Signature".into()],
-        }
-    } else {
-        LetterSignature {
-            status: SignatureStatus::Unverifiable,
-            form: None,
-            signer_pesel: None,
-            signer_name: None,
-            signed_at: None,
-            problems: vec![format!(
-                "{} signature(s) present; XAdES verification is not implemented yet, so the signer is not confirmed",
-                parsed.signatures
-            )],
-        }
-    };
+    let signature = signature_of(verified, pesel.as_ref());
     let letter_id = match &doc.epuap_document_id {
         Some(id) if id.len() <= 100 && id.bytes().all(|b| b.is_ascii_graphic()) => {
             format!("epuap-{id}")
@@ -304,5 +309,41 @@ pub fn letter_from(
         test: doc.test,
         upp_id: None,
         problems,
+    }
+}
+
+/// The letter's signature as the model has it; the signer is compared with the declared
+/// sender (a mismatch is the signature's problem, without the PESELs in the text).
+fn signature_of(
+    verified: crate::xades::SignatureReport,
+    declared: Option<&Pesel>,
+) -> LetterSignature {
+    let mut sig_problems = verified.problems.clone();
+    let signer_pesel = verified
+        .signer_pesel
+        .as_deref()
+        .and_then(|p| match Pesel::from_str(p) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                sig_problems.push(format!(
+                    "the signer's PESEL in the signature is not valid: {e}"
+                ));
+                None
+            }
+        });
+    if let (Some(signer), Some(declared)) = (&signer_pesel, declared) {
+        if signer != declared {
+            sig_problems.push(
+                "signed by a person other than the declared sender (the PESEL in the signature differs from the sender's in the letter)".into(),
+            );
+        }
+    }
+    LetterSignature {
+        status: verified.status(),
+        form: verified.form,
+        signer_pesel,
+        signer_name: verified.signer_name,
+        signed_at: verified.signed_at,
+        problems: sig_problems,
     }
 }

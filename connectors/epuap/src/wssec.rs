@@ -742,7 +742,7 @@ fn check_digest_method(uri: &str, allow_sha1: bool) -> Result<(), WsSecError> {
     }
 }
 
-fn is_weak(uri: &str) -> bool {
+pub(crate) fn is_weak(uri: &str) -> bool {
     let fragment = uri.rsplit('#').next().unwrap_or("");
     fragment.contains("sha1") || fragment.contains("md5") || fragment.contains("ripemd")
 }
@@ -884,7 +884,7 @@ fn token_certificate(
 // ------------------------------------------------------------------------------------------
 // XML helpers (navigation only; canonical XML is bergshamra's)
 
-fn parse(xml: &str) -> Result<Document<'_>, WsSecError> {
+pub(crate) fn parse(xml: &str) -> Result<Document<'_>, WsSecError> {
     uppsala::Parser::new()
         .with_forbid_dtd(true)
         .parse(xml)
@@ -942,12 +942,12 @@ impl SoapParts {
     }
 }
 
-fn is(doc: &Document<'_>, node: NodeId, ns: &str, local: &str) -> bool {
+pub(crate) fn is(doc: &Document<'_>, node: NodeId, ns: &str, local: &str) -> bool {
     doc.element(node)
         .is_some_and(|e| e.name.local_name == local && e.name.namespace_uri.as_deref() == Some(ns))
 }
 
-fn child_elements(doc: &Document<'_>, node: NodeId) -> Vec<NodeId> {
+pub(crate) fn child_elements(doc: &Document<'_>, node: NodeId) -> Vec<NodeId> {
     doc.children(node)
         .into_iter()
         .filter(|&c| doc.element(c).is_some())
@@ -971,7 +971,7 @@ fn required_child(
     }
 }
 
-fn algorithm_of<'d>(doc: &'d Document<'_>, node: NodeId) -> Result<&'d str, WsSecError> {
+pub(crate) fn algorithm_of<'d>(doc: &'d Document<'_>, node: NodeId) -> Result<&'d str, WsSecError> {
     doc.element(node)
         .and_then(|e| e.get_attribute("Algorithm"))
         .ok_or_else(|| WsSecError::Malformed("an algorithm element has no Algorithm".into()))
@@ -979,7 +979,7 @@ fn algorithm_of<'d>(doc: &'d Document<'_>, node: NodeId) -> Result<&'d str, WsSe
 
 /// How many elements carry `id` in an attribute that XML-DSig implementations treat as an
 /// ID (any `Id`/`ID`/`id`/`AssertionID`, whatever its namespace, or `xml:id`).
-fn count_id(doc: &Document<'_>, id: &str) -> usize {
+pub(crate) fn count_id(doc: &Document<'_>, id: &str) -> usize {
     doc.descendants(doc.root())
         .into_iter()
         .filter(|&n| {

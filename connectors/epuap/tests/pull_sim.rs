@@ -201,18 +201,29 @@ fn quick_retry() -> RetryPolicy {
 
 async fn letters_bus() -> MemoryBus {
     let topology = Topology {
-        queues: vec![QueueSpec {
-            name: "letters".into(),
-            exchange: Exchange::Events,
-            bindings: vec!["pl.gsko.letter.#".into()],
-        }],
+        queues: vec![
+            QueueSpec {
+                name: "letters".into(),
+                exchange: Exchange::Events,
+                bindings: vec!["pl.gsko.letter.#".into()],
+            },
+            QueueSpec {
+                name: "registrations".into(),
+                exchange: Exchange::Commands,
+                bindings: vec!["pl.gsko.letter.register.#".into()],
+            },
+        ],
         ..Topology::default()
     };
     MemoryBus::open(None, topology).await.unwrap()
 }
 
 async fn published(bus: &MemoryBus) -> Vec<Event> {
-    let mut sub = bus.subscribe("letters", 100).await.unwrap();
+    taken(bus, "letters").await
+}
+
+async fn taken(bus: &MemoryBus, queue: &str) -> Vec<Event> {
+    let mut sub = bus.subscribe(queue, 100).await.unwrap();
     let batch = sub
         .next_batch(100, Duration::from_millis(300), Duration::from_millis(50))
         .await
@@ -247,6 +258,7 @@ async fn the_receiver_stores_publishes_then_confirms_and_survives_faults() {
         .unwrap(),
         files: FileStore::new(files.path()),
         max_attachment_bytes: 10 << 20,
+        signatures: Default::default(),
     };
     let bus = letters_bus().await;
 
@@ -259,6 +271,16 @@ async fn the_receiver_stores_publishes_then_confirms_and_survives_faults() {
     assert!(handle.pending(&sim_box).is_empty());
     let events = published(&bus).await;
     assert_eq!(events.len(), 4);
+    // Each letter goes to the EZD connector too, as a command with the same letter.
+    let commands = taken(&bus, "registrations").await;
+    assert_eq!(commands.len(), 4);
+    for (c, e) in commands.iter().zip(&events) {
+        let (EventData::LetterRegister(c), EventData::LetterReceived(e)) = (&c.data, &e.data)
+        else {
+            panic!("{c:?}")
+        };
+        assert_eq!(c, e);
+    }
     for (e, l) in events.iter().zip(&letters) {
         let EventData::LetterReceived(letter) = &e.data else {
             panic!("{e:?}")

@@ -20,6 +20,11 @@ pub struct Topology {
 pub const PROJECTOR_QUEUE: &str = "gsko.projector";
 /// The RADIX connector's queue of `payment.book` commands (all tenants).
 pub const BOOKING_QUEUE: &str = "gsko.radix.book";
+/// The EZD connector's queue of `letter.register` commands (all tenants).
+pub const REGISTER_QUEUE: &str = "gsko.ezd.register";
+/// The delivery service's queue of `decision.deliver` commands (all tenants; ePUAP or
+/// e-Doręczenia is chosen per tenant and recipient).
+pub const DELIVERY_QUEUE: &str = "gsko.delivery";
 /// Where messages that keep failing wait for an admin.
 pub const PARKING_QUEUE: &str = "gsko.parked";
 
@@ -36,6 +41,16 @@ impl Default for Topology {
                     name: BOOKING_QUEUE.to_owned(),
                     exchange: crate::Exchange::Commands,
                     bindings: vec!["pl.gsko.payment.book.#".to_owned()],
+                },
+                QueueSpec {
+                    name: REGISTER_QUEUE.to_owned(),
+                    exchange: crate::Exchange::Commands,
+                    bindings: vec!["pl.gsko.letter.register.#".to_owned()],
+                },
+                QueueSpec {
+                    name: DELIVERY_QUEUE.to_owned(),
+                    exchange: crate::Exchange::Commands,
+                    bindings: vec!["pl.gsko.decision.deliver.#".to_owned()],
                 },
             ],
             retry_ladder: crate::default_retry_ladder(),

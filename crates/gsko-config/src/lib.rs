@@ -266,6 +266,11 @@ pub struct EpuapConfig {
     /// Largest attachment accepted, in bytes (larger ones are kept out and flagged).
     #[serde(default = "default_max_attachment")]
     pub max_attachment_bytes: usize,
+    /// COI's podpis-zaufany signing certificates (a PEM bundle). A letter's podpis zaufany
+    /// counts as valid only when made with one of them; without this setting any certificate
+    /// is accepted and each letter says so.
+    #[serde(default)]
+    pub pz_certificates: Option<SecretSource>,
 }
 
 const fn default_max_attachment() -> usize {
@@ -552,6 +557,18 @@ impl Config {
                     secret
                         .resolve()
                         .map_err(|r| ConfigError::invalid(&file, key, r))?;
+                }
+                if let Some(pz) = &e.pz_certificates {
+                    let pem = pz
+                        .resolve()
+                        .map_err(|r| ConfigError::invalid(&file, "epuap.pz_certificates", r))?;
+                    if !pem.expose().contains("-----BEGIN CERTIFICATE-----") {
+                        return Err(ConfigError::invalid(
+                            &file,
+                            "epuap.pz_certificates",
+                            "holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                        ));
+                    }
                 }
             }
             tenants.insert(teryt, (file, t));

@@ -311,6 +311,17 @@ pub struct DecisionDelivered {
     /// Why it failed, for an admin; required when `outcome` is `failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Copied from the `decision.deliver` command, so that the view can show the decision to
+    /// its recipient without reading commands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_pesel: Option<Pesel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The letter this decision answers (`letter_id`), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -326,6 +337,14 @@ struct DecisionDeliveredWire {
     evidence: Option<DeliveryEvidence>,
     #[serde(default)]
     reason: Option<String>,
+    #[serde(default)]
+    recipient_pesel: Option<Pesel>,
+    #[serde(default)]
+    case_ref: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    in_reply_to: Option<String>,
 }
 
 impl TryFrom<DecisionDeliveredWire> for DecisionDelivered {
@@ -351,6 +370,10 @@ impl TryFrom<DecisionDeliveredWire> for DecisionDelivered {
             shipment_id: w.shipment_id,
             evidence: w.evidence,
             reason: w.reason,
+            recipient_pesel: w.recipient_pesel,
+            case_ref: w.case_ref,
+            title: w.title,
+            in_reply_to: w.in_reply_to,
         })
     }
 }

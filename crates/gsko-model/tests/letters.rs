@@ -156,6 +156,10 @@ fn delivered_upd() -> DecisionDelivered {
             sha256: sha("upd"),
         }),
         reason: None,
+        recipient_pesel: None,
+        case_ref: Some("FN.3120.7.2026".into()),
+        title: None,
+        in_reply_to: None,
     }
 }
 
@@ -168,6 +172,10 @@ fn failed() -> DecisionDelivered {
         shipment_id: None,
         evidence: None,
         reason: Some("the recipient's address is not active".into()),
+        recipient_pesel: None,
+        case_ref: None,
+        title: None,
+        in_reply_to: None,
     }
 }
 

@@ -847,6 +847,10 @@ fn letter_events(full_address: &Address) -> Vec<EventData> {
                     sha256: sha(),
                 }),
                 reason: (some || failed).then(|| "skrytka nie istnieje".into()),
+                recipient_pesel: some.then(|| "44051401359".parse().unwrap()),
+                case_ref: some.then(|| "FN.3120.7.2026".into()),
+                title: some.then(|| "Decyzja w sprawie podatku od nieruchomości".into()),
+                in_reply_to: some.then(|| "epuap-77120345".into()),
             }));
         }
     }

@@ -118,6 +118,28 @@ impl Store for FlakyStore {
     ) -> Result<Vec<UnmatchedPaymentRow>, StoreError> {
         self.inner.unmatched_payments(tenant, limit).await
     }
+    async fn resident_letters(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+    ) -> Result<Vec<gsko_store::LetterView>, StoreError> {
+        self.inner.resident_letters(tenant, pesel).await
+    }
+    async fn resident_decisions(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+    ) -> Result<Vec<gsko_model::DecisionDelivered>, StoreError> {
+        self.inner.resident_decisions(tenant, pesel).await
+    }
+    async fn letters(
+        &self,
+        tenant: &Teryt,
+        flagged_only: bool,
+        limit: u32,
+    ) -> Result<Vec<gsko_model::Letter>, StoreError> {
+        self.inner.letters(tenant, flagged_only, limit).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }

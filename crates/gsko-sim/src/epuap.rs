@@ -16,6 +16,8 @@
 //!   `ob:ZapytaniePullOczekujace` → `ob:OdpowiedzPullOczekujace`,
 //!   `ob:ZapytaniePullPobierz` → `ob:OdpowiedzPullPobierz`,
 //!   `ob:ZapytaniePullPotwierdz` → `ob:OdpowiedzPullPotwierdz`.
+//! - `POST /pk_external_ws/services/skrytka` (`nadaj`) and `.../doreczyciel` (`dorecz`), with
+//!   the same request handling and authentication: see [`crate::epuap_send`].
 //!
 //! Semantics (§1.6): one FIFO per skrytka, addressed `/<podmiot>/<nazwaSkrytki>`; a request
 //! must carry `podmiot`, `nazwaSkrytki` and `adresSkrytki` that agree. `pobierzNastepny`
@@ -95,12 +97,12 @@ pub const PULL_PATH: &str = "/pk_external_ws/services/pull";
 
 /// `http://wsdl.epuap.gov.pl/obiekty/` (§1.3).
 pub const NS_OBIEKTY: &str = "http://wsdl.epuap.gov.pl/obiekty/";
-const NS_SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+pub(crate) const NS_SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 const NS_WSSE: &str =
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
 const NS_WSU: &str =
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
-const NS_DS: &str = "http://www.w3.org/2000/09/xmldsig#";
+pub(crate) const NS_DS: &str = "http://www.w3.org/2000/09/xmldsig#";
 const X509V3: &str =
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3";
 const BASE64_BINARY: &str =
@@ -172,6 +174,9 @@ pub struct EpuapSimConfig {
     pub certificates: HashMap<String, Vec<Vec<u8>>>,
     /// The `xmlsec1` binary; `"xmlsec1"` (found on `PATH`) by default.
     pub xmlsec1: PathBuf,
+    /// WS-Doręczyciel: when set, every `dorecz` shipment is collected by its recipient this long
+    /// after it was accepted (end-to-end tests and the demo; see [`crate::epuap_send`]).
+    pub auto_collect_after: Option<Duration>,
 }
 
 impl Default for EpuapSimConfig {
@@ -180,6 +185,7 @@ impl Default for EpuapSimConfig {
             boxes: Vec::new(),
             certificates: HashMap::new(),
             xmlsec1: PathBuf::from("xmlsec1"),
+            auto_collect_after: None,
         }
     }
 }
@@ -271,7 +277,9 @@ pub struct ConfirmedLetter {
     pub document_id: String,
 }
 
-/// The three WS-Pull operations.
+/// The operations the simulator serves: the three of WS-Pull, and the sending ones of
+/// WS-Skrytka and WS-Doręczyciel ([`crate::epuap_send`]), so that one fault-injection and call
+/// counting mechanism covers them all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PullOperation {
     /// `oczekujaceDokumenty`
@@ -280,6 +288,10 @@ pub enum PullOperation {
     Pobierz,
     /// `potwierdzOdebranie`
     Potwierdz,
+    /// WS-Skrytka `nadaj`.
+    Nadaj,
+    /// WS-Doręczyciel `dorecz`.
+    Dorecz,
 }
 
 impl PullOperation {
@@ -288,6 +300,8 @@ impl PullOperation {
             PullOperation::Oczekujace => "ZapytaniePullOczekujace",
             PullOperation::Pobierz => "ZapytaniePullPobierz",
             PullOperation::Potwierdz => "ZapytaniePullPotwierdz",
+            // Both send an `ob:Dokument`; the endpoint, not the element, tells them apart.
+            PullOperation::Nadaj | PullOperation::Dorecz => "Dokument",
         }
     }
 
@@ -349,6 +363,10 @@ pub enum RejectionKind {
     WrongDigest,
     /// `potwierdzOdebranie` on an empty box.
     NothingToConfirm,
+    /// `nadaj`/`dorecz`: the document is not well-formed XML (ePUAP sends only XML documents).
+    DocumentNotXml,
+    /// `dorecz`: the document's root carries no `ds:Signature` (§1.6).
+    DocumentUnsigned,
 }
 
 impl RejectionKind {
@@ -392,39 +410,41 @@ impl std::error::Error for EpuapSimError {}
 // State.
 
 #[derive(Default)]
-struct BoxState {
-    queue: VecDeque<QueuedLetter>,
+pub(crate) struct BoxState {
+    pub(crate) queue: VecDeque<QueuedLetter>,
     confirmed: Vec<ConfirmedLetter>,
 }
 
 #[derive(Default)]
-struct Data {
-    boxes: BTreeMap<BoxAddress, BoxState>,
+pub(crate) struct Data {
+    pub(crate) boxes: BTreeMap<BoxAddress, BoxState>,
     certificates: HashMap<String, Vec<Vec<u8>>>,
     failures: HashMap<PullOperation, VecDeque<PullFault>>,
     calls: HashMap<PullOperation, usize>,
-    rejections: Vec<Rejection>,
-    signed_requests: usize,
+    pub(crate) rejections: Vec<Rejection>,
+    pub(crate) signed_requests: usize,
+    /// WS-Skrytka / WS-Doręczyciel state ([`crate::epuap_send`]).
+    pub(crate) send: crate::epuap_send::SendState,
 }
 
-struct Shared {
+pub(crate) struct Shared {
     xmlsec1: PathBuf,
     data: Mutex<Data>,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Data> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Data> {
         // A panic while holding the lock only happens in a failing test; keep serving.
         self.data.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn take_failure(&self, op: PullOperation) -> Option<PullFault> {
+    pub(crate) fn take_failure(&self, op: PullOperation) -> Option<PullFault> {
         let mut d = self.lock();
         *d.calls.entry(op).or_default() += 1;
         d.failures.get_mut(&op).and_then(VecDeque::pop_front)
     }
 
-    fn reject(
+    pub(crate) fn reject(
         &self,
         kind: RejectionKind,
         operation: Option<PullOperation>,
@@ -456,6 +476,14 @@ impl Shared {
             RejectionKind::NothingToConfirm => {
                 (KOD_BRAK_DOKUMENTU, "Brak dokumentu do potwierdzenia")
             }
+            RejectionKind::DocumentNotXml => (
+                crate::epuap_send::KOD_DOKUMENT_NIE_XML,
+                "Dokument nie jest poprawnym dokumentem XML",
+            ),
+            RejectionKind::DocumentUnsigned => (
+                crate::epuap_send::KOD_DOKUMENT_NIEPODPISANY,
+                "Doręczyciel przyjmuje tylko dokumenty podpisane",
+            ),
         };
         soap_fault("soapenv:Client", kod, komunikat)
     }
@@ -497,11 +525,20 @@ impl EpuapSim {
                     .map(|b| (b.clone(), BoxState::default()))
                     .collect(),
                 certificates: config.certificates.clone(),
+                send: crate::epuap_send::SendState::new(config.auto_collect_after),
                 ..Data::default()
             }),
         });
         let app = Router::new()
             .route(PULL_PATH, post(pull))
+            .route(
+                crate::epuap_send::SKRYTKA_PATH,
+                post(crate::epuap_send::skrytka),
+            )
+            .route(
+                crate::epuap_send::DORECZYCIEL_PATH,
+                post(crate::epuap_send::doreczyciel),
+            )
             .with_state(shared.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -528,7 +565,7 @@ impl EpuapSim {
 pub struct EpuapSimHandle {
     /// `http://127.0.0.1:<port>`.
     pub base_url: String,
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -747,6 +784,15 @@ fn answer(shared: &Shared, req: &PullRequest, failure: Option<&PullFault>) -> Re
             }
             envelope("OdpowiedzPullPobierz", &pobierz_body(&b, &letter))
         }
+        // `read_request` only yields WS-Pull operations.
+        PullOperation::Nadaj | PullOperation::Dorecz => {
+            drop(d);
+            shared.reject(
+                RejectionKind::Malformed,
+                op,
+                "nadaj/dorecz are not WS-Pull operations",
+            )
+        }
         PullOperation::Potwierdz => {
             let skrot = req.skrot.as_deref().unwrap_or_default().trim();
             let Some(head) = state.queue.front() else {
@@ -837,7 +883,7 @@ fn read_request(doc: &El) -> Result<PullRequest, (Option<PullOperation>, String)
 }
 
 /// The one `soapenv:Header` or `soapenv:Body` under a SOAP 1.1 Envelope.
-fn soap_part<'a>(doc: &'a El, local: &str) -> Result<&'a El, String> {
+pub(crate) fn soap_part<'a>(doc: &'a El, local: &str) -> Result<&'a El, String> {
     if !doc.is(NS_SOAP, "Envelope") {
         return Err("the root is not a SOAP 1.1 soapenv:Envelope".into());
     }
@@ -858,7 +904,7 @@ fn soap_part<'a>(doc: &'a El, local: &str) -> Result<&'a El, String> {
 
 type AuthError = (RejectionKind, String);
 
-async fn authenticate(
+pub(crate) async fn authenticate(
     shared: &Shared,
     doc: &El,
     raw: &[u8],
@@ -989,7 +1035,11 @@ async fn authenticate(
 }
 
 /// `xmlsec1 --verify` with the certificate as the only key.
-async fn run_xmlsec1(xmlsec1: &std::path::Path, raw: &[u8], der: &[u8]) -> Result<(), String> {
+pub(crate) async fn run_xmlsec1(
+    xmlsec1: &std::path::Path,
+    raw: &[u8],
+    der: &[u8],
+) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let msg = dir.path().join("request.xml");
     let cert = dir.path().join("cert.der");
@@ -1003,6 +1053,10 @@ async fn run_xmlsec1(xmlsec1: &std::path::Path, raw: &[u8], der: &[u8]) -> Resul
         .arg(format!("{NS_SOAP}:Body"))
         .arg("--id-attr:Id")
         .arg(format!("{NS_WSU}:Timestamp"))
+        // Only the registered certificate may verify: without this, xmlsec1 also takes a
+        // ds:KeyValue the message itself carries.
+        .arg("--enabled-key-data")
+        .arg("key-name")
         .arg("--pubkey-cert-der")
         .arg(&cert)
         .arg(&msg)
@@ -1025,18 +1079,18 @@ async fn run_xmlsec1(xmlsec1: &std::path::Path, raw: &[u8], der: &[u8]) -> Resul
 // ---------------------------------------------------------------------------------------
 // Writing responses.
 
-fn esc(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn esc(out: &mut Vec<u8>, s: &str) {
     // Writing to a Vec cannot fail.
     escape(out, s).ok();
 }
 
-fn text_el(out: &mut Vec<u8>, name: &str, value: &str) {
+pub(crate) fn text_el(out: &mut Vec<u8>, name: &str, value: &str) {
     write!(out, "<{name}>").ok();
     esc(out, value);
     write!(out, "</{name}>").ok();
 }
 
-fn write_status(out: &mut Vec<u8>, kod: i32, komunikat: &str) {
+pub(crate) fn write_status(out: &mut Vec<u8>, kod: i32, komunikat: &str) {
     write!(out, "<status><kod>{kod}</kod>").ok();
     text_el(out, "komunikat", komunikat);
     out.extend_from_slice(b"</status>");
@@ -1106,7 +1160,7 @@ pub fn dane_dodatkowe(document_id: &str) -> Vec<u8> {
 }
 
 /// A response envelope: `p140:<element>` (qualified) around unqualified children.
-fn envelope(element: &str, inner: &[u8]) -> Response {
+pub(crate) fn envelope(element: &str, inner: &[u8]) -> Response {
     let mut x = Vec::with_capacity(inner.len() + 300);
     write!(
         x,
@@ -1119,7 +1173,7 @@ fn envelope(element: &str, inner: &[u8]) -> Response {
     xml_response(StatusCode::OK, x)
 }
 
-fn soap_fault(faultcode: &str, kod: i32, komunikat: &str) -> Response {
+pub(crate) fn soap_fault(faultcode: &str, kod: i32, komunikat: &str) -> Response {
     let mut x = Vec::new();
     write!(
         x,
@@ -1140,7 +1194,7 @@ fn soap_fault(faultcode: &str, kod: i32, komunikat: &str) -> Response {
     xml_response(StatusCode::INTERNAL_SERVER_ERROR, x)
 }
 
-fn xml_response(status: StatusCode, body: Vec<u8>) -> Response {
+pub(crate) fn xml_response(status: StatusCode, body: Vec<u8>) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/xml; charset=UTF-8")],
@@ -1149,7 +1203,7 @@ fn xml_response(status: StatusCode, body: Vec<u8>) -> Response {
         .into_response()
 }
 
-fn http_500() -> Response {
+pub(crate) fn http_500() -> Response {
     (
         StatusCode::INTERNAL_SERVER_ERROR,
         [(header::CONTENT_TYPE, "text/html")],
@@ -1162,22 +1216,22 @@ fn http_500() -> Response {
 // A small namespace-resolved element tree, enough to read a SOAP request.
 
 #[derive(Debug)]
-struct El {
-    ns: Option<String>,
-    local: String,
+pub(crate) struct El {
+    pub(crate) ns: Option<String>,
+    pub(crate) local: String,
     /// (namespace, local name, value)
     attrs: Vec<(Option<String>, String, String)>,
-    children: Vec<El>,
+    pub(crate) children: Vec<El>,
     /// The element's own character data, concatenated.
-    text: String,
+    pub(crate) text: String,
 }
 
 impl El {
-    fn is(&self, ns: &str, local: &str) -> bool {
+    pub(crate) fn is(&self, ns: &str, local: &str) -> bool {
         self.ns.as_deref() == Some(ns) && self.local == local
     }
 
-    fn child(&self, ns: &str, local: &str) -> Option<&El> {
+    pub(crate) fn child(&self, ns: &str, local: &str) -> Option<&El> {
         self.children.iter().find(|c| c.is(ns, local))
     }
 
@@ -1213,7 +1267,7 @@ impl El {
     }
 }
 
-fn parse_document(xml: &[u8]) -> Result<El, String> {
+pub(crate) fn parse_document(xml: &[u8]) -> Result<El, String> {
     let mut reader = NsReader::from_reader(xml);
     let mut stack: Vec<El> = Vec::new();
     let mut root = None;
@@ -1305,10 +1359,20 @@ pub enum LetterSignature {
     /// No `ds:Signature`.
     #[default]
     Unsigned,
-    // TODO(epuap-sim, xades): `PodpisZaufany` — an enveloped XAdES-BES `ds:Signature` as the
-    // last child of `wnio:Dokument` (§2.3) with `ppZP:PodpisZP` or `EPSignature` in
-    // `xades:ClaimedRole`, made by a simulated COI system certificate. The hook is the
-    // `match spec.signature` in `generate_letter`, applied to the finished unsigned bytes.
+    /// Podpis zaufany, old form: an enveloped XAdES-BES `ds:Signature` as the last child of
+    /// `wnio:Dokument` (§2.3), made with the simulated COI certificate
+    /// ([`crate::xades::coi_certificate`]), naming the sender in `ppZP:PodpisZP` (with the
+    /// sender's ePUAP login).
+    PodpisZaufany,
+    /// Podpis zaufany, new form: the sender named in `EPSignature` (with the date of birth).
+    EpSignature,
+    /// [`LetterSignature::PodpisZaufany`], then one character of the title changed
+    /// ([`crate::xades::tamper`]): the signature no longer verifies.
+    Tampered,
+    /// A valid [`LetterSignature::PodpisZaufany`] naming a different (deterministic) person
+    /// with a valid PESEL, while `str:Nadawcy` still declares the original sender: the
+    /// signature verifies, but the signer is not who the letter says it is from.
+    SignedBySomeoneElse,
 }
 
 /// What letter to generate; everything else comes from the seed.
@@ -1367,6 +1431,9 @@ pub struct GeneratedLetter {
     pub attachments: Vec<GeneratedAttachment>,
     /// Ready for [`EpuapSimHandle::deposit`]: file `Pismo_ogolne.xml`, `application/xml`.
     pub letter: SimLetter,
+    /// The PESEL the signature's claim names: the sender's, another person's for
+    /// [`LetterSignature::SignedBySomeoneElse`], `None` when unsigned.
+    pub signer_pesel: Option<String>,
 }
 
 const TOPICS: &[(&str, &str)] = &[
@@ -1521,8 +1588,38 @@ pub fn generate_letter(seed: u64, spec: &LetterSpec) -> GeneratedLetter {
     }
     x.extend_from_slice(b"</wnio:TrescDokumentu></wnio:Dokument>");
     // The signing hook (see [`LetterSignature`]): signed variants wrap the unsigned bytes here.
-    let xml = match spec.signature {
-        LetterSignature::Unsigned => x,
+    // Signed at 10:00 on the letter's date; the claim and certificate per variant.
+    let signing_time = format!("{date}T10:00:00+01:00");
+    let sign = |claim: &crate::xades::SignerClaim| {
+        crate::xades::sign_enveloped(&x, crate::xades::coi_certificate(), claim, &signing_time)
+            .unwrap_or_else(|e| panic!("xmlsec1 must sign the generated letter: {e}"))
+    };
+    let sender_zp = || crate::xades::SignerClaim::PodpisZp {
+        first_name: first_name.clone(),
+        surname: surname.clone(),
+        pesel: pesel.clone(),
+        epuap_login: epuap_login.clone(),
+    };
+    let (xml, signer_pesel) = match spec.signature {
+        LetterSignature::Unsigned => (x, None),
+        LetterSignature::PodpisZaufany => (sign(&sender_zp()), Some(pesel.clone())),
+        LetterSignature::EpSignature => {
+            let claim = crate::xades::SignerClaim::EpSignature {
+                first_name: first_name.clone(),
+                surname: surname.clone(),
+                pesel: pesel.clone(),
+                date_of_birth: birth.to_string(),
+            };
+            (sign(&claim), Some(pesel.clone()))
+        }
+        LetterSignature::Tampered => (
+            crate::xades::tamper(&sign(&sender_zp())),
+            Some(pesel.clone()),
+        ),
+        LetterSignature::SignedBySomeoneElse => {
+            let (other, other_pesel) = someone_else(seed, &pesel);
+            (sign(&other), Some(other_pesel))
+        }
     };
     let (y, m, d) = spec.date.parts();
     let offset = if is_cest(spec.date) {
@@ -1563,7 +1660,42 @@ pub fn generate_letter(seed: u64, spec: &LetterSpec) -> GeneratedLetter {
         body,
         attachments,
         letter,
+        signer_pesel,
     }
+}
+
+/// The person who signs a [`LetterSignature::SignedBySomeoneElse`] letter: drawn from its own
+/// stream of the seed (so the letter itself is the same as with any other variant), never the
+/// sender. Returns the claim and its PESEL.
+fn someone_else(seed: u64, sender_pesel: &str) -> (crate::xades::SignerClaim, String) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x696e_6e79_2073_6967);
+    let male = rng.gen_bool(0.5);
+    let first_name = if male {
+        MALE_FIRST[rng.gen_range(0..MALE_FIRST.len())]
+    } else {
+        FEMALE_FIRST[rng.gen_range(0..FEMALE_FIRST.len())]
+    }
+    .to_string();
+    let male_surname = SURNAMES[rng.gen_range(0..SURNAMES.len())];
+    let surname = if male {
+        male_surname.to_string()
+    } else {
+        feminine_surname(male_surname)
+    };
+    let birth = SimDate::ymd(1940, 1, 1).add_days(rng.gen_range(0..365 * 65));
+    let serial = rng.gen_range(0..1000);
+    let mut other = pesel(birth, serial, male, 0);
+    if other == sender_pesel {
+        other = pesel(birth, (serial + 1) % 1000, male, 0);
+    }
+    let epuap_login = format!("{}{}", ascii_lower(&surname), rng.gen_range(100..1000));
+    let claim = crate::xades::SignerClaim::PodpisZp {
+        first_name,
+        surname,
+        pesel: other.clone(),
+        epuap_login,
+    };
+    (claim, other)
 }
 
 fn attachment(

@@ -10,6 +10,14 @@
 //! - [`ledger`]: a RADIX ledger that books GSKO's payment files and answers with an export.
 //! - [`epuap`]: ePUAP ESP WS-Pull (boxes, pull semantics, digest check, WS-Security checked
 //!   with xmlsec1) and a generator of CRD letters.
+//! - [`epuap_send`]: ePUAP WS-Skrytka `nadaj` (delivery into a box, signed UPP) and
+//!   WS-Doręczyciel `dorecz` (signed documents only; a signed UPD arrives in the reply box).
+//! - [`xades`]: enveloped XAdES-BES signatures (Profil Zaufany `PodpisZP`/`EPSignature`
+//!   claims) made with xmlsec1, and the simulated COI and ePUAP certificates.
+//! - [`edoreczenia`]: e-Doręczenia token endpoint (private_key_jwt verified by hand) and UA API
+//!   (send, status, evidences), with ADE check digits and SHA3-512 attachment hashes.
+//! - [`pz`]: Profil Zaufany tpSigning5 (addDocumentToSigning/getSignedDocument with
+//!   WS-Security checked by xmlsec1, a signing page, XAdES signatures with `EPSignature`).
 //! - [`municipalities`]: five real gminy for the demo.
 //! - [`identifiers`]: PESEL, NIP, REGON and NRB with correct check digits.
 //!
@@ -34,14 +42,18 @@
 
 pub mod bank;
 pub mod date;
+pub mod edoreczenia;
 pub mod epuap;
+pub mod epuap_send;
 pub mod identifiers;
 pub mod ledger;
 pub mod municipalities;
 mod names;
 pub mod payu;
 pub mod przelewy24;
+pub mod pz;
 pub mod radix;
+pub mod xades;
 mod xml;
 
 pub use date::SimDate;

@@ -18,6 +18,7 @@ use gsko_model::{Event, Pesel, Teryt};
 use serde::Serialize;
 
 mod error;
+pub mod letters;
 mod payment_sql;
 pub mod payments;
 mod plan;
@@ -26,6 +27,7 @@ mod read;
 pub mod sqlite;
 pub mod view;
 
+pub use letters::{LetterState, LetterView};
 pub use payments::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -101,6 +103,30 @@ pub trait Store: Send + Sync {
         tenant: &Teryt,
         limit: u32,
     ) -> Result<Vec<UnmatchedPaymentRow>, StoreError>;
+
+    /// Letters this resident signed (the PESEL their signature names), newest first, each with
+    /// the decision that answered it.
+    async fn resident_letters(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+    ) -> Result<Vec<LetterView>, StoreError>;
+
+    /// How the deliveries of decisions to this resident ended, newest first.
+    async fn resident_decisions(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+    ) -> Result<Vec<gsko_model::DecisionDelivered>, StoreError>;
+
+    /// Letters for an admin, newest first; with `flagged_only`, those with any problem
+    /// (unsigned, signature not valid, a mismatch, an unreadable part).
+    async fn letters(
+        &self,
+        tenant: &Teryt,
+        flagged_only: bool,
+        limit: u32,
+    ) -> Result<Vec<gsko_model::Letter>, StoreError>;
 
     /// Cheap liveness probe of the database (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;

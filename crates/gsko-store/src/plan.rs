@@ -124,6 +124,45 @@ pub(crate) struct UnmatchedRow<'a> {
 }
 
 /// The rows of one batch, deduplicated and sorted by key.
+pub(crate) struct LetterRow<'a> {
+    pub tenant: &'a str,
+    pub letter_id: &'a str,
+    pub signer_pesel: Option<&'a str>,
+    pub received_at: DateTime<Utc>,
+    pub signature_status: &'static str,
+    pub flagged: bool,
+    pub payload: String,
+}
+
+pub(crate) struct DecisionRow<'a> {
+    pub tenant: &'a str,
+    pub decision_id: &'a str,
+    pub recipient_pesel: Option<&'a str>,
+    pub in_reply_to: Option<&'a str>,
+    pub outcome: &'static str,
+    pub at: DateTime<Utc>,
+    pub payload: String,
+}
+
+pub(crate) fn signature_status(s: gsko_model::SignatureStatus) -> &'static str {
+    use gsko_model::SignatureStatus as S;
+    match s {
+        S::Valid => "valid",
+        S::Invalid => "invalid",
+        S::Absent => "absent",
+        S::Unverifiable => "unverifiable",
+    }
+}
+
+pub(crate) fn delivery_outcome(o: gsko_model::DeliveryOutcome) -> &'static str {
+    use gsko_model::DeliveryOutcome as O;
+    match o {
+        O::Delivered => "delivered",
+        O::DeemedDelivered => "deemed_delivered",
+        O::Failed => "failed",
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Plan<'a> {
     pub taxpayers: Vec<TaxpayerRow<'a>>,
@@ -136,6 +175,8 @@ pub(crate) struct Plan<'a> {
     pub payments: Vec<PaymentRow<'a>>,
     pub bookings: Vec<BookingRow<'a>>,
     pub unmatched: Vec<UnmatchedRow<'a>>,
+    pub letters: Vec<LetterRow<'a>>,
+    pub decisions: Vec<DecisionRow<'a>>,
 }
 
 /// Keeps, per key, the event with the highest version (the first on a tie).
@@ -242,6 +283,8 @@ impl<'a> Plan<'a> {
         let mut payments = Latest::new();
         let mut bookings = Latest::new();
         let mut unmatched = Latest::new();
+        let mut letters = Latest::new();
+        let mut decisions = Latest::new();
         for e in events {
             let t = e.tenant.as_str();
             match &e.data {
@@ -275,12 +318,15 @@ impl<'a> Plan<'a> {
                 // A command to the ledger's connector, not part of the view: it writes nothing
                 // and counts as ignored.
                 EventData::PaymentBook(_) => {}
-                // Letters and decisions are not in the view yet: they write nothing and count
-                // as ignored, like the commands among them.
-                EventData::LetterReceived(_)
-                | EventData::LetterRegister(_)
-                | EventData::DecisionDeliver(_)
-                | EventData::DecisionDelivered(_) => {}
+                // A letter and a delivery's end are facts: the first event stays.
+                EventData::LetterReceived(d) => {
+                    letters.offer_first((t, d.letter_id.as_str()), e, d)
+                }
+                EventData::DecisionDelivered(d) => {
+                    decisions.offer_first((t, d.decision_id.as_str()), e, d)
+                }
+                // Commands to connectors: not part of the view.
+                EventData::LetterRegister(_) | EventData::DecisionDeliver(_) => {}
             }
         }
         let mut plan = Plan::default();
@@ -414,6 +460,30 @@ impl<'a> Plan<'a> {
                 payment_id: &d.payment_id,
                 reason: unmatched_reason(d.reason),
                 received_at: e.time,
+                payload: to_json(e, d)?,
+            });
+        }
+        for (e, d) in letters.into_values() {
+            plan.letters.push(LetterRow {
+                tenant: e.tenant.as_str(),
+                letter_id: &d.letter_id,
+                signer_pesel: d.signature.signer_pesel.as_ref().map(|p| p.as_str()),
+                received_at: d.received_at,
+                signature_status: signature_status(d.signature.status),
+                flagged: !d.problems.is_empty()
+                    || d.signature.status != gsko_model::SignatureStatus::Valid
+                    || !d.signature.problems.is_empty(),
+                payload: to_json(e, d)?,
+            });
+        }
+        for (e, d) in decisions.into_values() {
+            plan.decisions.push(DecisionRow {
+                tenant: e.tenant.as_str(),
+                decision_id: &d.decision_id,
+                recipient_pesel: d.recipient_pesel.as_ref().map(|p| p.as_str()),
+                in_reply_to: d.in_reply_to.as_deref(),
+                outcome: delivery_outcome(d.outcome),
+                at: d.at,
                 payload: to_json(e, d)?,
             });
         }

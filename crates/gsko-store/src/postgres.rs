@@ -505,6 +505,44 @@ async fn insert_unmatched(tx: &mut Tx<'_>, plan: &Plan<'_>) -> Result<u64, Store
     Ok(done.rows_affected())
 }
 
+fn json_value(payload: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(payload).map_err(|e| StoreError::Database(format!("payload: {e}")))
+}
+
+/// Letters and delivery outcomes: insert-if-absent, row by row (a batch holds few).
+async fn insert_letters(tx: &mut Tx<'_>, plan: &Plan<'_>) -> Result<u64, StoreError> {
+    let mut applied = 0;
+    for r in &plan.letters {
+        applied += sqlx::query(crate::letters::LETTER_INSERT)
+            .bind(r.tenant)
+            .bind(r.letter_id)
+            .bind(r.signer_pesel)
+            .bind(r.received_at)
+            .bind(r.signature_status)
+            .bind(r.flagged)
+            .bind(sqlx::types::Json(json_value(&r.payload)?))
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| map_sqlx("insert letters", e))?
+            .rows_affected();
+    }
+    for r in &plan.decisions {
+        applied += sqlx::query(crate::letters::DECISION_INSERT)
+            .bind(r.tenant)
+            .bind(r.decision_id)
+            .bind(r.recipient_pesel)
+            .bind(r.in_reply_to)
+            .bind(r.outcome)
+            .bind(r.at)
+            .bind(sqlx::types::Json(json_value(&r.payload)?))
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| map_sqlx("insert decision deliveries", e))?
+            .rows_affected();
+    }
+    Ok(applied)
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn apply(&self, events: &[Event]) -> Result<ApplyOutcome, StoreError> {
@@ -528,6 +566,7 @@ impl Store for PgStore {
         applied += insert_payments(&mut tx, &plan).await?;
         applied += insert_bookings(&mut tx, &plan).await?;
         applied += insert_unmatched(&mut tx, &plan).await?;
+        applied += insert_letters(&mut tx, &plan).await?;
         tx.commit().await.map_err(|e| map_sqlx("commit apply", e))?;
         let total = events.len() as u64;
         Ok(ApplyOutcome {
@@ -711,6 +750,63 @@ impl Store for PgStore {
                     payment: crate::error::decode("unmatched_payments", &id, &payload)?,
                 })
             })
+            .collect()
+    }
+
+    async fn resident_letters(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+    ) -> Result<Vec<crate::LetterView>, StoreError> {
+        let op = "read resident letters";
+        let mut tx = self.pool.begin().await.map_err(|e| map_sqlx(op, e))?;
+        let letters: Vec<String> = sqlx::query_scalar(crate::letters::RESIDENT_LETTERS)
+            .bind(tenant.as_str())
+            .bind(pesel.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| map_sqlx(op, e))?;
+        let answers: Vec<String> = sqlx::query_scalar(crate::letters::RESIDENT_ANSWERS)
+            .bind(tenant.as_str())
+            .bind(pesel.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| map_sqlx(op, e))?;
+        tx.commit().await.map_err(|e| map_sqlx(op, e))?;
+        crate::letters::letter_views(letters, answers)
+    }
+
+    async fn resident_decisions(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+    ) -> Result<Vec<gsko_model::DecisionDelivered>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(crate::letters::RESIDENT_DECISIONS)
+            .bind(tenant.as_str())
+            .bind(pesel.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_sqlx("read resident decisions", e))?;
+        rows.iter()
+            .map(|r| crate::letters::decode("decision_deliveries", r))
+            .collect()
+    }
+
+    async fn letters(
+        &self,
+        tenant: &Teryt,
+        flagged_only: bool,
+        limit: u32,
+    ) -> Result<Vec<gsko_model::Letter>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(crate::letters::ADMIN_LETTERS)
+            .bind(tenant.as_str())
+            .bind(flagged_only)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_sqlx("read letters", e))?;
+        rows.iter()
+            .map(|r| crate::letters::decode("letters", r))
             .collect()
     }
 

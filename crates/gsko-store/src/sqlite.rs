@@ -359,6 +359,34 @@ async fn write_payments(
         .map_err(|e| map_sqlx("insert unmatched payments", e))?
         .rows_affected();
     }
+    for r in &plan.letters {
+        applied += sqlx::query(crate::letters::LETTER_INSERT)
+            .bind(r.tenant)
+            .bind(r.letter_id)
+            .bind(r.signer_pesel)
+            .bind(to_micros(r.received_at))
+            .bind(r.signature_status)
+            .bind(r.flagged)
+            .bind(&r.payload)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| map_sqlx("insert letters", e))?
+            .rows_affected();
+    }
+    for r in &plan.decisions {
+        applied += sqlx::query(crate::letters::DECISION_INSERT)
+            .bind(r.tenant)
+            .bind(r.decision_id)
+            .bind(r.recipient_pesel)
+            .bind(r.in_reply_to)
+            .bind(r.outcome)
+            .bind(to_micros(r.at))
+            .bind(&r.payload)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| map_sqlx("insert decision deliveries", e))?
+            .rows_affected();
+    }
     Ok(applied)
 }
 
@@ -547,6 +575,63 @@ impl Store for SqliteStore {
                     payment: decode("unmatched_payments", &id, &payload)?,
                 })
             })
+            .collect()
+    }
+
+    async fn resident_letters(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+    ) -> Result<Vec<crate::LetterView>, StoreError> {
+        let op = "read resident letters";
+        let mut tx = self.pool.begin().await.map_err(|e| map_sqlx(op, e))?;
+        let letters: Vec<String> = sqlx::query_scalar(crate::letters::RESIDENT_LETTERS)
+            .bind(tenant.as_str())
+            .bind(pesel.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| map_sqlx(op, e))?;
+        let answers: Vec<String> = sqlx::query_scalar(crate::letters::RESIDENT_ANSWERS)
+            .bind(tenant.as_str())
+            .bind(pesel.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| map_sqlx(op, e))?;
+        tx.commit().await.map_err(|e| map_sqlx(op, e))?;
+        crate::letters::letter_views(letters, answers)
+    }
+
+    async fn resident_decisions(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+    ) -> Result<Vec<gsko_model::DecisionDelivered>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(crate::letters::RESIDENT_DECISIONS)
+            .bind(tenant.as_str())
+            .bind(pesel.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_sqlx("read resident decisions", e))?;
+        rows.iter()
+            .map(|r| crate::letters::decode("decision_deliveries", r))
+            .collect()
+    }
+
+    async fn letters(
+        &self,
+        tenant: &Teryt,
+        flagged_only: bool,
+        limit: u32,
+    ) -> Result<Vec<gsko_model::Letter>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(crate::letters::ADMIN_LETTERS)
+            .bind(tenant.as_str())
+            .bind(flagged_only)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_sqlx("read letters", e))?;
+        rows.iter()
+            .map(|r| crate::letters::decode("letters", r))
             .collect()
     }
 

@@ -20,13 +20,13 @@ use support::*;
 macro_rules! contract_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite_memory {
-            $( #[tokio::test] async fn $name() { super::with_sqlite_memory(|s| super::scenarios::$name(s)).await; } )*
+            $( #[tokio::test] async fn $name() { super::with_sqlite_memory(|s| super::scenarios_all::$name(s)).await; } )*
         }
         mod sqlite_file {
-            $( #[tokio::test] async fn $name() { super::with_sqlite_file(|s| super::scenarios::$name(s)).await; } )*
+            $( #[tokio::test] async fn $name() { super::with_sqlite_file(|s| super::scenarios_all::$name(s)).await; } )*
         }
         mod postgres {
-            $( #[tokio::test] async fn $name() { super::with_pg(|s| super::scenarios::$name(s)).await; } )*
+            $( #[tokio::test] async fn $name() { super::with_pg(|s| super::scenarios_all::$name(s)).await; } )*
         }
     };
 }
@@ -56,6 +56,7 @@ contract_tests!(
     notifications_are_audited_newest_first,
     virtual_account_names_the_account,
     nul_characters_are_refused_alike,
+    letters_are_shown_to_their_signer_and_answered_by_decisions,
 );
 
 const A: &str = "1465011";
@@ -1849,4 +1850,231 @@ async fn postgres_corrupt_outbox_row_is_reported() {
         ),
         "{result:?}"
     );
+}
+
+mod letter_scenarios_support {
+    use chrono::TimeZone;
+    use gsko_model::{
+        DecisionDelivered, DeliveryChannel, DeliveryEvidence, DeliveryOutcome, EvidenceKind,
+        Letter, LetterChannel, LetterSender, LetterSignature, Pesel, SenderKind, SignatureForm,
+        SignatureStatus, StoredFile,
+    };
+
+    pub fn letter(id: &str, signer: Option<&Pesel>, status: SignatureStatus, day: u32) -> Letter {
+        Letter {
+            letter_id: id.into(),
+            channel: LetterChannel::Epuap,
+            received_at: chrono::Utc
+                .with_ymd_and_hms(2026, 11, day, 9, 0, 0)
+                .unwrap(),
+            epuap_box: Some("/umboleslawiec/skrytka".into()),
+            sender: LetterSender {
+                kind: SenderKind::Person,
+                name: "Jan Kowalski".into(),
+                pesel: signer.cloned(),
+                nip: None,
+                regon: None,
+                epuap_login: None,
+                reply_address: Some("/jkowalski/skrytka".into()),
+                address: None,
+                contacts: vec![],
+            },
+            addressee: Some("Urząd Miasta Bolesławiec".into()),
+            title: format!("Pismo {id}"),
+            body_text: Some("Treść".into()),
+            form: None,
+            document: StoredFile {
+                name: "Pismo_ogolne.xml".into(),
+                mime_type: "application/xml".into(),
+                size_bytes: 10,
+                sha256: "a".repeat(64),
+                description: None,
+            },
+            attachments: vec![],
+            signature: LetterSignature {
+                status,
+                form: signer.map(|_| SignatureForm::PodpisZaufany),
+                signer_pesel: signer.cloned(),
+                signer_name: None,
+                signed_at: None,
+                problems: vec![],
+            },
+            test: false,
+            upp_id: None,
+            problems: vec![],
+        }
+    }
+
+    pub fn delivered(id: &str, to: &Pesel, in_reply_to: Option<&str>) -> DecisionDelivered {
+        DecisionDelivered {
+            decision_id: id.into(),
+            outcome: DeliveryOutcome::Delivered,
+            channel: DeliveryChannel::Epuap,
+            at: chrono::Utc
+                .with_ymd_and_hms(2026, 11, 27, 12, 0, 0)
+                .unwrap(),
+            shipment_id: Some("Z-1".into()),
+            evidence: Some(DeliveryEvidence {
+                kind: EvidenceKind::Upd,
+                id: "UPD-1".into(),
+                code: None,
+                sha256: "b".repeat(64),
+            }),
+            reason: None,
+            recipient_pesel: Some(to.clone()),
+            case_ref: Some("FN.3120.1.2026".into()),
+            title: Some("Decyzja".into()),
+            in_reply_to: in_reply_to.map(str::to_owned),
+        }
+    }
+}
+
+mod scenarios_letters {
+    use super::letter_scenarios_support::*;
+    use super::*;
+    use gsko_model::SignatureStatus;
+
+    pub async fn letters_are_shown_to_their_signer_and_answered_by_decisions(
+        store: Arc<dyn Store>,
+    ) {
+        let (t, other_tenant) = (teryt(A), teryt(B));
+        let (jan, anna) = (pesel(1), pesel(2));
+        let events = vec![
+            ev(
+                &t,
+                1,
+                EventData::LetterReceived(letter(
+                    "epuap-1",
+                    Some(&jan),
+                    SignatureStatus::Valid,
+                    20,
+                )),
+            ),
+            ev(
+                &t,
+                1,
+                EventData::LetterReceived(letter(
+                    "epuap-2",
+                    Some(&jan),
+                    SignatureStatus::Invalid,
+                    21,
+                )),
+            ),
+            ev(
+                &t,
+                1,
+                EventData::LetterReceived(letter(
+                    "epuap-3",
+                    Some(&anna),
+                    SignatureStatus::Valid,
+                    22,
+                )),
+            ),
+            ev(
+                &t,
+                1,
+                EventData::LetterReceived(letter("epuap-4", None, SignatureStatus::Absent, 23)),
+            ),
+            // The command that goes with each letter is not part of the view.
+            ev(
+                &t,
+                1,
+                EventData::LetterRegister(letter(
+                    "epuap-1",
+                    Some(&jan),
+                    SignatureStatus::Valid,
+                    20,
+                )),
+            ),
+            ev(
+                &other_tenant,
+                1,
+                EventData::LetterReceived(letter(
+                    "epuap-9",
+                    Some(&jan),
+                    SignatureStatus::Valid,
+                    24,
+                )),
+            ),
+        ];
+        let outcome = store.apply(&events).await.unwrap();
+        assert_eq!(
+            outcome,
+            ApplyOutcome {
+                applied: 5,
+                ignored: 1
+            }
+        );
+        // Seen twice (a redelivery): nothing changes.
+        let again = store.apply(&events).await.unwrap();
+        assert_eq!(again.applied, 0);
+
+        let jans = store.resident_letters(&t, &jan).await.unwrap();
+        let ids: Vec<&str> = jans.iter().map(|l| l.letter.letter_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["epuap-2", "epuap-1"],
+            "own letters only, newest first, this tenant only"
+        );
+        assert_eq!(
+            jans[1].letter,
+            letter("epuap-1", Some(&jan), SignatureStatus::Valid, 20),
+            "round-trips"
+        );
+        assert!(jans
+            .iter()
+            .all(|l| l.state == gsko_store::LetterState::Received && l.answer.is_none()));
+        assert_eq!(
+            store
+                .resident_letters(&other_tenant, &jan)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(store
+            .resident_letters(&t, &pesel(3))
+            .await
+            .unwrap()
+            .is_empty());
+
+        // A decision answering epuap-1 makes it answered and is the recipient's decision.
+        let d = delivered("ezd-1", &jan, Some("epuap-1"));
+        store
+            .apply(&[ev(&t, 1, EventData::DecisionDelivered(d.clone()))])
+            .await
+            .unwrap();
+        let again = store
+            .apply(&[ev(&t, 1, EventData::DecisionDelivered(d.clone()))])
+            .await
+            .unwrap();
+        assert_eq!(again.applied, 0, "a delivery's end is stored once");
+        let jans = store.resident_letters(&t, &jan).await.unwrap();
+        assert_eq!(jans[1].state, gsko_store::LetterState::Answered);
+        assert_eq!(jans[1].answer.as_ref(), Some(&d));
+        assert_eq!(jans[0].state, gsko_store::LetterState::Received);
+        assert_eq!(store.resident_decisions(&t, &jan).await.unwrap(), vec![d]);
+        assert!(store
+            .resident_decisions(&t, &anna)
+            .await
+            .unwrap()
+            .is_empty());
+
+        // The admin list: all, or only those with something wrong (invalid, unsigned).
+        let all = store.letters(&t, false, 100).await.unwrap();
+        assert_eq!(all.len(), 4);
+        let flagged: Vec<String> = store
+            .letters(&t, true, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.letter_id)
+            .collect();
+        assert_eq!(flagged, ["epuap-4", "epuap-2"]);
+    }
+}
+
+mod scenarios_all {
+    pub use super::scenarios::*;
+    pub use super::scenarios_letters::*;
 }

@@ -8,6 +8,7 @@ use gsko_epuap::client::{PullClient, RetryPolicy};
 use gsko_epuap::pull::BoxAddress;
 use gsko_epuap::receiver::{FileStore, Receiver};
 use gsko_epuap::wssec::SigningIdentity;
+use gsko_epuap::xades::XadesTrust;
 use gsko_query::Registry;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -33,6 +34,17 @@ pub fn receivers(cfg: &Config) -> Result<Vec<(Receiver, cron::Schedule)>> {
             SigningIdentity::from_pem(cert.expose(), key.expose())
                 .with_context(|| at("certificate"))?,
         );
+        let signatures = match &e.pz_certificates {
+            Some(pz) => {
+                let pem = pz
+                    .resolve()
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| at("pz_certificates"))?;
+                XadesTrust::with_pz_certificates_pem(pem.expose())
+                    .with_context(|| at("pz_certificates"))?
+            }
+            None => XadesTrust::default(),
+        };
         let schedule = cron::Schedule::from_str(&e.schedule)
             .map_err(|err| anyhow::anyhow!("{}: {err}", at("schedule")))?;
         let documents = match &e.documents {
@@ -53,6 +65,7 @@ pub fn receivers(cfg: &Config) -> Result<Vec<(Receiver, cron::Schedule)>> {
                     client,
                     files: FileStore::new(&documents),
                     max_attachment_bytes: e.max_attachment_bytes,
+                    signatures: signatures.clone(),
                 },
                 schedule.clone(),
             ));

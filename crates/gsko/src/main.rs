@@ -320,11 +320,26 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
                 gsko_epuap::document::DEFAULT_MAX_ATTACHMENT_BYTES,
             )
             .with_context(|| format!("{}", file.display()))?;
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            // Without the tenant's COI certificates any podpis zaufany certificate is taken
+            // (and the report says so).
+            let signature = gsko_epuap::xades::verify_document(&bytes, &Default::default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "document": doc, "signature": signature })
+                )?
+            );
             for p in &doc.problems {
                 eprintln!("{}: {}: {}", file.display(), p.at, p.what);
             }
-            Ok(if doc.problems.is_empty() {
+            for p in &signature.problems {
+                eprintln!("{}: signature: {p}", file.display());
+            }
+            let signature_ok = matches!(
+                signature.status(),
+                gsko_model::SignatureStatus::Valid | gsko_model::SignatureStatus::Absent
+            );
+            Ok(if doc.problems.is_empty() && signature_ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(2)
