@@ -77,6 +77,8 @@ pub struct ReceiveReport {
     pub received: u64,
     /// Letters published but not confirmed (the box keeps them; the next run takes them again).
     pub unconfirmed: u64,
+    /// UPP/UPD receipts taken by the [`ReceiptSink`] and confirmed.
+    pub receipts: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,24 @@ pub enum ReceiverError {
     Store(#[from] std::io::Error),
     #[error("publishing letter.received: {0}")]
     Bus(#[from] BusError),
+    /// The sink could not record a receipt (it stays in the box for the next run).
+    #[error("recording a UPP/UPD receipt: {0}")]
+    Receipt(String),
+}
+
+/// Where the official receipts pulled from a box go: a UPD (a decision GSKO delivered was
+/// collected) or a UPP (a document GSKO sent was submitted) arrives in the office's own box,
+/// like a letter. The receiver stores it and asks the sink; only when the sink has taken it
+/// (recorded durably, `Ok(true)`) is it confirmed at ePUAP. `Ok(false)`: not one of GSKO's
+/// (e.g. a receipt for something the EZD sent itself) — it is then forwarded as a letter, so
+/// nothing is lost.
+pub trait ReceiptSink: Send + Sync {
+    fn receipt<'a>(
+        &'a self,
+        tenant: &'a Teryt,
+        receipt: &'a crate::upo::Poswiadczenie,
+        stored: &'a StoredFile,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>>;
 }
 
 /// One box of one tenant.
@@ -97,6 +117,8 @@ pub struct Receiver {
     pub max_attachment_bytes: usize,
     /// Which certificates make a podpis zaufany.
     pub signatures: crate::xades::XadesTrust,
+    /// Takes the UPD/UPP receipts; without one they are forwarded as letters.
+    pub receipts: Option<std::sync::Arc<dyn ReceiptSink>>,
 }
 
 impl Receiver {
@@ -105,6 +127,17 @@ impl Receiver {
     pub async fn run_once(&self, bus: &dyn Bus) -> Result<ReceiveReport, ReceiverError> {
         let mut report = ReceiveReport::default();
         while let Some(doc) = self.client.next().await? {
+            if self.take_receipt(&doc).await? {
+                match self.client.confirm(&doc.digest()).await {
+                    Ok(()) => report.receipts += 1,
+                    Err(e) => {
+                        report.unconfirmed += 1;
+                        tracing::warn!(tenant = %self.tenant, error = %e, "receipt taken but not confirmed; the box keeps it for the next run");
+                        break;
+                    }
+                }
+                continue;
+            }
             let letter = self.store(&doc)?;
             let event = letter_event(&self.tenant, &letter);
             let mut batch = vec![Outgoing::event(&event)];
@@ -125,6 +158,34 @@ impl Receiver {
             }
         }
         Ok(report)
+    }
+
+    /// A UPP/UPD handed to the sink: stored, then `true` when the sink took it.
+    async fn take_receipt(&self, doc: &PulledDocument) -> Result<bool, ReceiverError> {
+        let Some(sink) = &self.receipts else {
+            return Ok(false);
+        };
+        if !crate::upo::is_upo(&doc.content) {
+            return Ok(false);
+        }
+        let receipt = match crate::upo::read(&doc.content) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(tenant = %self.tenant, error = %e, "an unreadable UPP/UPD is forwarded as a letter");
+                return Ok(false);
+            }
+        };
+        let sha = self.files.put(&doc.content)?;
+        let stored = StoredFile {
+            name: doc.file_name.clone(),
+            mime_type: doc.mime_type.clone().unwrap_or_else(|| "text/xml".into()),
+            size_bytes: doc.content.len() as u64,
+            sha256: sha,
+            description: None,
+        };
+        sink.receipt(&self.tenant, &receipt, &stored)
+            .await
+            .map_err(ReceiverError::Receipt)
     }
 
     /// Stores the document and its attachments, and reads it into a letter.

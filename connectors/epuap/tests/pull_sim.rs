@@ -259,6 +259,7 @@ async fn the_receiver_stores_publishes_then_confirms_and_survives_faults() {
         files: FileStore::new(files.path()),
         max_attachment_bytes: 10 << 20,
         signatures: Default::default(),
+        receipts: None,
     };
     let bus = letters_bus().await;
 

@@ -66,6 +66,7 @@ pub fn receivers(cfg: &Config) -> Result<Vec<(Receiver, cron::Schedule)>> {
                     files: FileStore::new(&documents),
                     max_attachment_bytes: e.max_attachment_bytes,
                     signatures: signatures.clone(),
+                    receipts: None,
                 },
                 schedule.clone(),
             ));
