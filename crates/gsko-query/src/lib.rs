@@ -8,6 +8,7 @@
 
 mod due;
 pub mod metrics;
+mod letters;
 mod pay;
 mod resident;
 
@@ -234,6 +235,8 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
         ("/v1/tenants/{teryt}/resident/ledger", get(ledger)),
         ("/v1/tenants/{teryt}/resident/due", get(due)),
         ("/v1/tenants/{teryt}/resident/payments", get(pay::payments)),
+        ("/v1/tenants/{teryt}/resident/letters", get(letters::letters)),
+        ("/v1/tenants/{teryt}/resident/decisions", get(letters::decisions)),
         (
             "/v1/tenants/{teryt}/resident/payment-orders",
             post(pay::create_payment_order),
@@ -247,6 +250,7 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
             get(rejected_records),
         ),
         ("/v1/tenants/{teryt}/admin/imports", get(imports)),
+        ("/v1/tenants/{teryt}/admin/letters", get(letters::admin_letters)),
         (
             "/v1/tenants/{teryt}/admin/unmatched-payments",
             get(pay::unmatched_payments),

@@ -312,11 +312,42 @@ async fn every_answer_matches_the_document() {
         get(due, due_url("pay=-5"), Some("k-all"), Some(JAN), 400),
         get(due, due_url("amount=5"), Some("k-all"), Some(JAN), 400),
     ]);
+    // Letters and decisions: a resident without any gets an empty list, not 404.
+    for p in ["letters", "decisions"] {
+        let doc_path = format!("/v1/tenants/{{teryt}}/resident/{p}");
+        let url = |t: &str| format!("/v1/tenants/{t}/resident/{p}");
+        cases.extend([
+            get(&doc_path, url(T1), Some("k-all"), Some(JAN), 200),
+            get(&doc_path, url(T1), Some("k-all"), Some(ANNA), 200),
+            get(&doc_path, url(T2), Some("k-t1"), Some(JAN), 404),
+            get(&doc_path, url("1465017"), Some("k-all"), Some(JAN), 400),
+            get(&doc_path, url(T1), Some("nope"), Some(JAN), 401),
+            get(&doc_path, url(T1), Some("k-all"), None, 400),
+        ]);
+    }
+    let admin_letters = "/v1/tenants/{teryt}/admin/letters";
+    cases.extend([
+        get(
+            admin_letters,
+            format!("/v1/tenants/{T1}/admin/letters?flagged=true"),
+            Some("k-admin"),
+            None,
+            200,
+        ),
+        get(
+            admin_letters,
+            format!("/v1/tenants/{T1}/admin/letters?flagged=maybe"),
+            Some("k-admin"),
+            None,
+            400,
+        ),
+    ]);
     for p in [
         "rejected-records",
         "imports",
         "unmatched-payments",
         "gateway-notifications",
+        "letters",
     ] {
         let doc_path = format!("/v1/tenants/{{teryt}}/admin/{p}");
         let url = |t: &str| format!("/v1/tenants/{t}/admin/{p}");
@@ -348,6 +379,37 @@ async fn every_answer_matches_the_document() {
             .await;
         assert_eq!(v[field].as_array().unwrap().len(), 1, "{v}");
     }
+    let v = run
+        .run(get(
+            "/v1/tenants/{teryt}/resident/letters",
+            format!("/v1/tenants/{T1}/resident/letters"),
+            Some("k-all"),
+            Some(JAN),
+            200,
+        ))
+        .await;
+    let states: Vec<&str> = v["letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["answered", "received"], "{v}");
+    assert_eq!(v["letters"][0]["answer"]["decision_id"], "ezd-1");
+    let v = run
+        .run(get(
+            "/v1/tenants/{teryt}/admin/letters",
+            format!("/v1/tenants/{T1}/admin/letters?flagged=true"),
+            Some("k-admin"),
+            None,
+            200,
+        ))
+        .await;
+    assert_eq!(
+        v["letters"].as_array().unwrap().len(),
+        1,
+        "only the invalid one: {v}"
+    );
     let v = run
         .run(get(
             "/v1/tenants/{teryt}/resident/payments",

@@ -326,7 +326,92 @@ fn events() -> Vec<Event> {
         ),
         ev(T2, 1, account("J2A", &[("J2", HolderRole::Owner)], None)),
         ev(T2, 1, liability("L2", "H1")),
+        ev(
+            T1,
+            1,
+            EventData::LetterReceived(letter("epuap-1", JAN, SignatureStatus::Valid)),
+        ),
+        ev(
+            T1,
+            1,
+            EventData::LetterReceived(letter("epuap-2", JAN, SignatureStatus::Invalid)),
+        ),
+        ev(
+            T1,
+            1,
+            EventData::DecisionDelivered(DecisionDelivered {
+                decision_id: "ezd-1".into(),
+                outcome: DeliveryOutcome::Delivered,
+                channel: DeliveryChannel::Epuap,
+                at: chrono::DateTime::parse_from_rfc3339("2026-11-27T12:00:00Z")
+                    .unwrap()
+                    .with_timezone(&chrono::Utc),
+                shipment_id: Some("5129934".into()),
+                evidence: Some(DeliveryEvidence {
+                    kind: EvidenceKind::Upd,
+                    id: "UPD-1".into(),
+                    code: None,
+                    sha256: "b".repeat(64),
+                }),
+                reason: None,
+                recipient_pesel: Some(Pesel::from_str(JAN).unwrap()),
+                case_ref: Some("FN.3120.1.2026".into()),
+                title: Some("Decyzja w sprawie raty".into()),
+                in_reply_to: Some("epuap-1".into()),
+            }),
+        ),
     ]
+}
+
+/// A letter signed by `signer`, pulled from the tenant's box.
+pub fn letter(id: &str, signer: &str, status: SignatureStatus) -> Letter {
+    let pesel = Pesel::from_str(signer).unwrap();
+    Letter {
+        letter_id: id.into(),
+        channel: LetterChannel::Epuap,
+        received_at: chrono::DateTime::parse_from_rfc3339("2026-11-20T09:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc),
+        epuap_box: Some("/umboleslawiec/skrytka".into()),
+        sender: LetterSender {
+            kind: SenderKind::Person,
+            name: "Jan Kowalski".into(),
+            pesel: Some(pesel.clone()),
+            nip: None,
+            regon: None,
+            epuap_login: Some("jkowalski".into()),
+            reply_address: Some("/jkowalski/skrytka".into()),
+            address: None,
+            contacts: vec![],
+        },
+        addressee: Some("Urząd Miasta Bolesławiec".into()),
+        title: format!("Wniosek {id}"),
+        body_text: Some("Proszę o rozłożenie zaległości na raty.".into()),
+        form: None,
+        document: StoredFile {
+            name: "Pismo_ogolne.xml".into(),
+            mime_type: "application/xml".into(),
+            size_bytes: 2048,
+            sha256: "a".repeat(64),
+            description: None,
+        },
+        attachments: vec![],
+        signature: LetterSignature {
+            status,
+            form: Some(SignatureForm::PodpisZaufany),
+            signer_pesel: Some(pesel),
+            signer_name: Some("Jan Kowalski".into()),
+            signed_at: None,
+            problems: if status == SignatureStatus::Valid {
+                vec![]
+            } else {
+                vec!["a reference digest does not match: the document was changed after it was signed".into()]
+            },
+        },
+        test: false,
+        upp_id: None,
+        problems: vec![],
+    }
 }
 
 pub async fn populated() -> (Arc<SqliteStore>, tempfile::TempDir) {
