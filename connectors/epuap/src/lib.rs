@@ -11,12 +11,14 @@
 //!   it signed);
 //! - [`upo`]: UPP and UPD receipts read;
 //! - [`receiver`]: one box pulled end to end — stored, published, then confirmed;
+//! - [`compose`]: the "Pismo ogólne" a resident files through GSKO, written;
 //! - [`document`]: CRD documents ("Pismo ogólne" in full, other forms generically), read
 //!   without ever losing a letter: what is wrong is recorded on it;
 //! - [`xades`]: the letter's XAdES signature verified and its signer identified (podpis
 //!   zaufany or qualified).
 
 pub mod client;
+pub mod compose;
 pub mod document;
 pub mod pull;
 pub mod receiver;

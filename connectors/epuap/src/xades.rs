@@ -80,8 +80,10 @@ impl XadesTrust {
     }
 }
 
-/// What verifying a document's signature found. Identity fields are filled only from parts
-/// the signature covers.
+/// What verifying a document's signature found. For a valid signature the identity fields
+/// come only from parts the signature covers; for one that does not verify (status
+/// `invalid`), they hold the identity it claims — unproven, so that the letter still reaches
+/// the person it names, flagged.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct SignatureReport {
     pub status: Option<SignatureStatus>,
@@ -364,12 +366,12 @@ fn check_and_verify(
     let result =
         match bergshamra::dsig::verify::verify_document_with_source(&ctx, doc, Some(source)) {
             Ok(r) => r,
-            Err(bergshamra::Error::DigestMismatch(_)) => return report.fail(
+            Err(bergshamra::Error::DigestMismatch(_)) => return unproven(report, doc, xades).fail(
                 Invalid,
                 "a reference digest does not match: the document was changed after it was signed",
             ),
             Err(bergshamra::Error::Crypto(_)) | Err(bergshamra::Error::SignatureInvalid(_)) => {
-                return report.fail(
+                return unproven(report, doc, xades).fail(
                     Invalid,
                     "the signature value does not verify with the certificate in KeyInfo",
                 )
@@ -383,7 +385,7 @@ fn check_and_verify(
         };
     let verified = match result {
         VerifyResult::Valid { references, .. } => references,
-        VerifyResult::Invalid { reason } => return report.fail(
+        VerifyResult::Invalid { reason } => return unproven(report, doc, xades).fail(
             Invalid,
             if reason.starts_with("Reference digest failed") {
                 "a reference digest does not match: the document was changed after it was signed"
@@ -504,6 +506,22 @@ fn check_and_verify(
             .push("the signature does not name the signer's PESEL".into());
     }
     report.status = Some(SignatureStatus::Valid);
+    report
+}
+
+/// For a signature that does not verify: the identity it claims, so that the letter still
+/// reaches the person it names, flagged. The claim is unproven; the status says so.
+fn unproven(
+    mut report: SignatureReport,
+    doc: &Document<'_>,
+    xades: Option<NodeId>,
+) -> SignatureReport {
+    if let Some(claim) = xades.and_then(|sp| claimed_identity(doc, sp)) {
+        report.form = Some(SignatureForm::PodpisZaufany);
+        report.signer_pesel = claim.pesel;
+        report.signer_name = claim.name;
+        report.signer_epuap_login = claim.login;
+    }
     report
 }
 

@@ -67,8 +67,9 @@ fn a_letter_changed_after_signing_is_invalid_and_says_so() {
         "{:?}",
         r.problems
     );
-    // The identity of an invalid signature is not reported as the signer's.
-    assert_eq!(r.form, None);
+    // The identity it claims is kept (unproven: the status says so), so that the letter
+    // reaches the person it names, flagged.
+    assert_eq!(r.signer_pesel.as_deref(), Some(l.pesel.as_str()));
 }
 
 #[test]
