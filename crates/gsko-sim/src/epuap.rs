@@ -1391,6 +1391,9 @@ pub struct LetterSpec {
     pub attachments: usize,
     pub czy_testowe: bool,
     pub signature: LetterSignature,
+    /// A given sender instead of one drawn from the seed (the demo's residents):
+    /// `(first name, surname, PESEL)`; the ePUAP login derives from the names.
+    pub sender: Option<(String, String, String)>,
 }
 
 impl LetterSpec {
@@ -1404,6 +1407,7 @@ impl LetterSpec {
             attachments: 1,
             czy_testowe: false,
             signature: LetterSignature::Unsigned,
+            sender: None,
         }
     }
 }
@@ -1470,6 +1474,28 @@ const TOPICS: &[(&str, &str)] = &[
 ];
 
 /// A deterministic letter: the same seed and spec give the same bytes.
+/// The birth date a PESEL encodes (the month carries the century).
+fn birth_in_pesel(pesel: &str) -> Option<SimDate> {
+    let d: Vec<u32> = pesel
+        .chars()
+        .take(6)
+        .map(|c| c.to_digit(10))
+        .collect::<Option<_>>()?;
+    let [y1, y2, m1, m2, d1, d2] = d.as_slice() else {
+        return None;
+    };
+    let (yy, mm, dd) = (y1 * 10 + y2, m1 * 10 + m2, d1 * 10 + d2);
+    let (century, month) = match mm {
+        1..=12 => (1900, mm),
+        21..=32 => (2000, mm - 20),
+        41..=52 => (2100, mm - 40),
+        61..=72 => (2200, mm - 60),
+        81..=92 => (1800, mm - 80),
+        _ => return None,
+    };
+    SimDate::new(century + yy as i32, month, dd)
+}
+
 pub fn generate_letter(seed: u64, spec: &LetterSpec) -> GeneratedLetter {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6570_7561_7020_6c65);
     let male = rng.gen_bool(0.5);
@@ -1487,6 +1513,16 @@ pub fn generate_letter(seed: u64, spec: &LetterSpec) -> GeneratedLetter {
     };
     let birth = SimDate::ymd(1940, 1, 1).add_days(rng.gen_range(0..365 * 65));
     let pesel = pesel(birth, rng.gen_range(0..1000), male, rng.gen_range(0..5));
+    // The draws above happen either way, so the rest of the letter stays the same.
+    let (first_name, surname, pesel, birth) = match &spec.sender {
+        Some((f, s, p)) => (
+            f.clone(),
+            s.clone(),
+            p.clone(),
+            birth_in_pesel(p).unwrap_or(birth),
+        ),
+        None => (first_name, surname, pesel, birth),
+    };
     let epuap_login = format!(
         "{}{}{}",
         ascii_lower(&first_name[..first_name.char_indices().nth(1).map_or(1, |(i, _)| i)]),

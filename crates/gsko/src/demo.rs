@@ -66,7 +66,12 @@ const PAYU_POS: &str = "77002";
 const PAYU_SECRET: &str = "demo-payu-client-secret";
 const PAYU_SECOND_KEY: &str = "demo-payu-second-key";
 
-fn tenant_toml(teryt: &str, name: &str, gateways: Option<&DemoGateways>) -> String {
+fn tenant_toml(
+    teryt: &str,
+    name: &str,
+    gateways: Option<&DemoGateways>,
+    epuap: Option<&DemoEpuap>,
+) -> String {
     let mut t = format!(
         "teryt = \"{teryt}\"\nname = \"{name}\"\n\n[radix]\n# exports arrive in radix/{teryt}/inbox/\ndirectory = \"radix/{teryt}\"\n# every minute; production installations usually sync every few minutes or nightly\nschedule = \"0 * * * * *\"\n"
     );
@@ -104,7 +109,114 @@ second_key = {{ value = "{PAYU_SECOND_KEY}" }}
             ));
         }
     }
+    if let Some(e) = epuap.filter(|e| e.tenants.iter().any(|x| x == teryt)) {
+        t.push_str(&format!(
+            r#"
+# Letters from residents arrive in the office's ePUAP box (here the simulator's), pulled
+# every 10 s with the office's system certificate; the podpis zaufany of each letter is
+# checked against COI's certificates.
+[epuap]
+pull_url = "{url}"
+podmiot = "{podmiot}"
+boxes = ["skrytka"]
+certificate = {{ file = "{certs}/{teryt}.crt" }}
+private_key = {{ file = "{certs}/{teryt}.key" }}
+pz_certificates = {{ file = "{certs}/coi.pem" }}
+schedule = "*/10 * * * * *"
+"#,
+            url = e.pull_url,
+            podmiot = demo_podmiot(teryt),
+            certs = e.certs.display(),
+        ));
+    }
     t
+}
+
+/// The office's ePUAP id in the demo.
+fn demo_podmiot(teryt: &str) -> String {
+    format!("um{teryt}")
+}
+
+/// The simulated ePUAP the demo's first three municipalities pull their letters from.
+pub struct DemoEpuap {
+    pub pull_url: String,
+    pub tenants: Vec<String>,
+    /// Absolute: secret files are read relative to the working directory.
+    pub certs: PathBuf,
+    _sim: gsko_sim::epuap::EpuapSimHandle,
+}
+
+/// Starts the ePUAP simulator with letters from the demo residents (and a few others, one of
+/// them changed after signing) in the first three municipalities' boxes, and writes the
+/// offices' certificates into `dir/certs`. `None` (with a warning) when `xmlsec1` is missing.
+pub async fn start_epuap(dir: &Path) -> Result<Option<DemoEpuap>> {
+    use gsko_sim::epuap::{
+        generate_letter, BoxAddress, EpuapSim, EpuapSimConfig, LetterSignature, LetterSpec,
+    };
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs)?;
+    let certs = certs
+        .canonicalize()
+        .with_context(|| format!("{}", certs.display()))?;
+    let tenants: Vec<String> = MUNICIPALITIES
+        .iter()
+        .take(3)
+        .map(|m| m.teryt.to_owned())
+        .collect();
+    let mut config = EpuapSimConfig::new();
+    for t in &tenants {
+        let c =
+            gsko_sim::xades::SimCertificate::generate(&format!("{} system GSKO", demo_podmiot(t)))
+                .context("making an office certificate with openssl")?;
+        std::fs::write(certs.join(format!("{t}.crt")), &c.cert_pem)?;
+        std::fs::write(certs.join(format!("{t}.key")), &c.key_pem)?;
+        config = config
+            .with_box(&demo_podmiot(t), "skrytka")
+            .with_certificate(&demo_podmiot(t), c.cert_der.clone());
+    }
+    let sim = match EpuapSim::start(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gsko demo: no letters in this demo ({e})");
+            return Ok(None);
+        }
+    };
+    std::fs::write(
+        certs.join("coi.pem"),
+        &gsko_sim::xades::coi_certificate().cert_pem,
+    )?;
+    let date = gsko_sim::SimDate::new(2026, 11, 20).expect("a date");
+    let person = |p: (&str, &str)| {
+        let (first, last) = p.1.split_once(' ').unwrap_or((p.1, ""));
+        Some((first.to_owned(), last.to_owned(), p.0.to_owned()))
+    };
+    let letters = [
+        (0, person(JAN), LetterSignature::PodpisZaufany),
+        (0, person(JAN), LetterSignature::EpSignature),
+        (0, None, LetterSignature::Tampered),
+        (0, None, LetterSignature::PodpisZaufany),
+        (1, person(JAN), LetterSignature::PodpisZaufany),
+        (2, person(ANNA), LetterSignature::EpSignature),
+        (2, None, LetterSignature::SignedBySomeoneElse),
+    ];
+    for (n, (i, sender, signature)) in letters.into_iter().enumerate() {
+        let m = &MUNICIPALITIES[i];
+        let spec = LetterSpec {
+            signature,
+            sender,
+            attachments: 1 + n % 2,
+            ..LetterSpec::new(&format!("Urząd {}", m.name), m.name, "59-700", date)
+        };
+        let l = generate_letter(500 + n as u64, &spec);
+        sim.deposit(&BoxAddress::new(demo_podmiot(m.teryt), "skrytka"), l.letter)
+            .map_err(|e| anyhow::anyhow!("depositing a demo letter: {e}"))?;
+    }
+    Ok(Some(DemoEpuap {
+        pull_url: sim.pull_url(),
+        tenants,
+        certs,
+        _sim: sim,
+    }))
 }
 
 /// Starts the gateway simulators on loopback for the demo; the handles keep them running.
@@ -178,6 +290,7 @@ pub fn prepare(
     taxpayers: usize,
     keep: bool,
     gateways: Option<&DemoGateways>,
+    epuap: Option<&DemoEpuap>,
 ) -> Result<PathBuf> {
     if dir.exists() && !keep {
         std::fs::remove_dir_all(dir).with_context(|| format!("wiping {}", dir.display()))?;
@@ -187,7 +300,7 @@ pub fn prepare(
     for (i, m) in MUNICIPALITIES.iter().take(5).enumerate() {
         std::fs::write(
             dir.join("tenants").join(format!("{}.toml", m.teryt)),
-            tenant_toml(m.teryt, m.name, gateways),
+            tenant_toml(m.teryt, m.name, gateways, epuap),
         )?;
         let radix_dir = dir.join("radix").join(m.teryt);
         let inbox = radix_dir.join("inbox");
@@ -241,6 +354,9 @@ Jan pays his last installment online: GSKO creates the order with the (simulated
   curl -s -X POST -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {jan}' -H 'Idempotency-Key: demo-payment-0001' -H 'Content-Type: application/json' -d '{{"items":[{{"liability_id":"L-2026-PROP-D0001","installment":4}}],"gateway":"przelewy24","email":"jan@example.pl"}}' http://{listen}/v1/tenants/{m0}/resident/payment-orders
 Then his payments (received; booked once the ledger's next export shows them — the demo ledger books every 30 s) and the payment file handed to the ledger in var/demo/radix/{m0}/booking/:
   curl -s -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {jan}' http://{listen}/v1/tenants/{m0}/resident/payments
+Letters Jan sent to {a} through ePUAP (pulled every 10 s), each with its podpis zaufany checked — and the admin's list of letters that need a look (one was changed after signing):
+  curl -s -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {jan}' http://{listen}/v1/tenants/{m0}/resident/letters
+  curl -s -H 'Authorization: Bearer {admin}' 'http://{listen}/v1/tenants/{m0}/admin/letters?flagged=true'
 Operations (admin key): what the imports rejected, the imports themselves, and every gateway notification:
   curl -s -H 'Authorization: Bearer {admin}' http://{listen}/v1/tenants/{m0}/admin/imports
   curl -s -H 'Authorization: Bearer {admin}' http://{listen}/v1/tenants/{m0}/admin/gateway-notifications
@@ -261,7 +377,19 @@ Ctrl-C stops the demo.
 
 pub async fn run(o: DemoOptions) -> Result<()> {
     let (gateways, _p24, _payu) = start_gateways().await?;
-    let main = prepare(&o.dir, &o.listen, o.taxpayers, o.keep, Some(&gateways))?;
+    if o.dir.exists() && !o.keep {
+        std::fs::remove_dir_all(&o.dir).with_context(|| format!("wiping {}", o.dir.display()))?;
+    }
+    std::fs::create_dir_all(&o.dir)?;
+    let epuap = start_epuap(&o.dir).await?;
+    let main = prepare(
+        &o.dir,
+        &o.listen,
+        o.taxpayers,
+        true,
+        Some(&gateways),
+        epuap.as_ref(),
+    )?;
     let ledger = tokio::spawn(demo_ledger(o.dir.clone()));
     let cfg =
         gsko_config::Config::load(&main).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
