@@ -53,6 +53,10 @@ fn office_certificate(dir: &std::path::Path, podmiot: &str) -> Vec<u8> {
 
 const PER_BOX: usize = 100;
 
+/// A letter as the view must show it: document SHA-256, signature status, signed by someone
+/// other than the declared sender.
+type Expected = (String, &'static str, bool);
+
 #[test]
 fn letters_in_two_boxes_are_pulled_kept_and_confirmed_and_a_kill_loses_none() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -97,7 +101,7 @@ fn letters_in_two_boxes_are_pulled_kept_and_confirmed_and_a_kill_loses_none() {
     let mut expected: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
     // (tenant, signer PESEL) -> [(document SHA-256, expected signature status, signed by
     // someone else)]
-    let mut signed: BTreeMap<(String, String), Vec<(String, &str, bool)>> = BTreeMap::new();
+    let mut signed: BTreeMap<(String, String), Vec<Expected>> = BTreeMap::new();
     let mut unsigned = 0;
     for (i, (teryt, name, podmiot)) in [A, B].into_iter().enumerate() {
         let b = sim::BoxAddress::new(podmiot, "skrytka");

@@ -10,7 +10,6 @@
 //! DOCTYPE, ever (readers refuse it).
 
 use base64::Engine as _;
-use std::fmt::Write as _;
 
 use crate::document::PISMO_OGOLNE_NS;
 
@@ -104,33 +103,22 @@ pub fn pismo_ogolne(p: &PismoOgolne) -> Vec<u8> {
     );
     let date = p.date.format("%Y-%m-%d").to_string();
     x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        x,
+    x.push_str(&format!(
         "<?xml-stylesheet type=\"text/xsl\" href=\"{PISMO_OGOLNE_NS}styl.xsl\"?>"
-    );
-    let _ = write!(
-        x,
-        "<wnio:Dokument xmlns:wnio=\"{PISMO_OGOLNE_NS}\" xmlns:meta=\"{META}\" xmlns:str=\"{STR}\" xmlns:adr=\"{ADR}\" xmlns:oso=\"{OSO}\" xmlns:inst=\"{INST}\">"
-    );
-    let _ = write!(
-        x,
-        "<wnio:OpisDokumentu><meta:Data typDaty=\"stworzony\"><meta:Czas>{date}</meta:Czas></meta:Data></wnio:OpisDokumentu>"
-    );
+    ));
+    x.push('\n');
+    x.push_str(&format!("<wnio:Dokument xmlns:wnio=\"{PISMO_OGOLNE_NS}\" xmlns:meta=\"{META}\" xmlns:str=\"{STR}\" xmlns:adr=\"{ADR}\" xmlns:oso=\"{OSO}\" xmlns:inst=\"{INST}\">"));
+    x.push_str(&format!("<wnio:OpisDokumentu><meta:Data typDaty=\"stworzony\"><meta:Czas>{date}</meta:Czas></meta:Data></wnio:OpisDokumentu>"));
     x.push_str("<wnio:DaneDokumentu>");
-    let _ = write!(
-        x,
+    x.push_str(&format!(
         "<str:Naglowek><str:NazwaDokumentu>{}</str:NazwaDokumentu></str:Naglowek>",
         text(FORM_NAME)
-    );
-    let _ = write!(
-        x,
+    ));
+    x.push_str(&format!(
         "<meta:Data typDaty=\"stworzony\"><meta:Czas>{date}</meta:Czas></meta:Data>"
-    );
-    let _ = write!(
-        x,
-        "<str:Adresaci><meta:Podmiot><inst:Instytucja><inst:NazwaInstytucji>{}</inst:NazwaInstytucji></inst:Instytucja></meta:Podmiot></str:Adresaci>",
-        text(&p.addressee)
-    );
+    ));
+    x.push_str(&format!("<str:Adresaci><meta:Podmiot><inst:Instytucja><inst:NazwaInstytucji>{}</inst:NazwaInstytucji></inst:Instytucja></meta:Podmiot></str:Adresaci>",
+        text(&p.addressee)));
     x.push_str("<str:Nadawcy><meta:Podmiot><oso:Osoba>");
     element(&mut x, "oso:Imie", &p.sender.first_name);
     element(&mut x, "oso:Nazwisko", &p.sender.surname);
@@ -148,11 +136,10 @@ pub fn pismo_ogolne(p: &PismoOgolne) -> Vec<u8> {
     x.push_str("<wnio:TrescDokumentu format=\"text/xml\" kodowanie=\"XML\">");
     element(&mut x, "wnio:MiejscowoscDokumentu", &p.place);
     element(&mut x, "wnio:Tytul", &p.title);
-    let _ = write!(
-        x,
+    x.push_str(&format!(
         "<wnio:RodzajWnioskuRozszerzony rodzaj=\"{}\" jakiInny=\"\"/>",
         attribute(&p.kind)
-    );
+    ));
     x.push_str("<wnio:Informacje>");
     for para in &p.paragraphs {
         element(&mut x, "wnio:Informacja", para);
@@ -165,12 +152,9 @@ pub fn pismo_ogolne(p: &PismoOgolne) -> Vec<u8> {
     if !p.attachments.is_empty() {
         x.push_str("<str:Zalaczniki>");
         for a in &p.attachments {
-            let _ = write!(
-                x,
-                "<str:Zalacznik format=\"{}\" kodowanie=\"base64\" nazwaPliku=\"{}\"><str:DaneZalacznika>",
+            x.push_str(&format!("<str:Zalacznik format=\"{}\" kodowanie=\"base64\" nazwaPliku=\"{}\"><str:DaneZalacznika>",
                 attribute(&a.mime_type),
-                attribute(&a.name)
-            );
+                attribute(&a.name)));
             base64::engine::general_purpose::STANDARD.encode_string(&a.content, &mut x);
             x.push_str("</str:DaneZalacznika>");
             if let Some(d) = a.description.as_deref().filter(|d| !d.trim().is_empty()) {
@@ -202,7 +186,7 @@ fn address(x: &mut String, a: &PostalAddress) {
 }
 
 fn element(x: &mut String, name: &str, value: &str) {
-    let _ = write!(x, "<{name}>{}</{name}>", text(value));
+    x.push_str(&format!("<{name}>{}</{name}>", text(value)));
 }
 
 /// A character XML 1.0 can carry (escaped or not).

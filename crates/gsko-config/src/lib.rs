@@ -239,6 +239,11 @@ pub struct TenantConfig {
     /// The municipality's ePUAP boxes, pulled with WS-Pull.
     #[serde(default)]
     pub epuap: Option<EpuapConfig>,
+    /// The municipality's e-Doręczenia mailbox, for delivering decisions.
+    #[serde(default)]
+    pub edoreczenia: Option<EdoreczeniaConfig>,
+    #[serde(default)]
+    pub delivery: Option<DeliveryConfig>,
 }
 
 /// ePUAP (ESP) access of one tenant.
@@ -271,6 +276,92 @@ pub struct EpuapConfig {
     /// is accepted and each letter says so.
     #[serde(default)]
     pub pz_certificates: Option<SecretSource>,
+    /// WS-Skrytka endpoint (`…/pk_external_ws/services/skrytka`): letters residents file
+    /// through GSKO are submitted there (`nadaj`, with a UPP) when `filing = "epuap"`.
+    #[serde(default)]
+    pub skrytka_url: Option<String>,
+    /// The PZ signing service tpSigning5 (`https://pz.gov.pl/ep-services/tpSigning5`):
+    /// without it residents cannot file letters through GSKO in this tenant.
+    #[serde(default)]
+    pub tp_signing_url: Option<String>,
+    /// Where a letter filed through GSKO goes once signed: into the office's ePUAP box (and
+    /// back through the pull like any letter, with a UPP) or straight to the EZD connector.
+    #[serde(default)]
+    pub filing: FilingMode,
+    /// The box filed letters are submitted to (a name from `boxes`); default: the first box.
+    #[serde(default)]
+    pub filing_box: Option<String>,
+    /// URL prefixes a portal may ask the resident to be sent back to after signing a letter.
+    #[serde(default)]
+    pub allowed_return_urls: Vec<String>,
+    /// WS-Doręczyciel endpoint (`…/pk_external_ws/services/doreczyciel`): decisions are
+    /// delivered with `dorecz` (UPD) to residents' ePUAP boxes; the UPD comes back to the
+    /// first of `boxes`.
+    #[serde(default)]
+    pub doreczyciel_url: Option<String>,
+}
+
+/// The office's e-Doręczenia mailbox (UA API, spec §4), for delivering decisions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdoreczeniaConfig {
+    /// Token endpoint, e.g.
+    /// `https://int-ow.edoreczenia.gov.pl/auth/realms/EDOR/protocol/openid-connect/token`.
+    pub token_url: String,
+    /// UA API base, e.g. `https://uaapi-int-ow.poczta-polska.pl/api/v1`.
+    pub api_url: String,
+    /// The office's address for electronic delivery (ADE), `AE:PL-…`.
+    pub ade: String,
+    /// The system's name as registered for the ADE (`<ADE>.SYSTEM.<name>`).
+    pub system_name: String,
+    /// The system certificate registered for the ADE (PEM) and its RSA key (PEM).
+    pub certificate: SecretSource,
+    pub private_key: SecretSource,
+    /// Seconds between status checks of sent decisions.
+    #[serde(default = "default_poll_secs")]
+    pub poll_secs: u64,
+}
+
+const fn default_poll_secs() -> u64 {
+    60
+}
+
+/// How decisions are delivered in a tenant.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// `auto` (default: e-Doręczenia when the recipient has an ADE address, else ePUAP),
+    /// `epuap` (ePUAP first) or `e_doreczenia`.
+    #[serde(default)]
+    pub preferred: DeliveryPreferred,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryPreferred {
+    #[default]
+    Auto,
+    Epuap,
+    EDoreczenia,
+}
+
+/// Where a letter filed through GSKO is submitted once the resident signed it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilingMode {
+    /// `nadaj` to the office's own ePUAP box (UPP kept); the letter is then pulled like any.
+    #[default]
+    Epuap,
+    /// Handed to the EZD connector directly (`letter.received` + `letter.register`).
+    Ezd,
+}
+
+impl EpuapConfig {
+    /// The box filed letters go to, as `/<podmiot>/<box>`.
+    pub fn filing_box_address(&self) -> Option<String> {
+        let name = self.filing_box.as_ref().or(self.boxes.first())?;
+        Some(format!("/{}/{}", self.podmiot, name))
+    }
 }
 
 const fn default_max_attachment() -> usize {
@@ -558,6 +649,37 @@ impl Config {
                         .resolve()
                         .map_err(|r| ConfigError::invalid(&file, key, r))?;
                 }
+                for (key, url) in [
+                    ("epuap.skrytka_url", &e.skrytka_url),
+                    ("epuap.tp_signing_url", &e.tp_signing_url),
+                    ("epuap.doreczyciel_url", &e.doreczyciel_url),
+                ] {
+                    if let Some(url) = url {
+                        validate_url(&file, key, url)?;
+                    }
+                }
+                for u in &e.allowed_return_urls {
+                    validate_url(&file, "epuap.allowed_return_urls", u)?;
+                }
+                if let Some(b) = &e.filing_box {
+                    if !e.boxes.contains(b) {
+                        return Err(ConfigError::invalid(
+                            &file,
+                            "epuap.filing_box",
+                            format!("{b:?} is not one of the tenant's boxes"),
+                        ));
+                    }
+                }
+                if e.filing == FilingMode::Epuap
+                    && e.tp_signing_url.is_some()
+                    && e.skrytka_url.is_none()
+                {
+                    return Err(ConfigError::invalid(
+                        &file,
+                        "epuap.skrytka_url",
+                        "filing = \"epuap\" submits signed letters through WS-Skrytka: name its URL (or set filing = \"ezd\")",
+                    ));
+                }
                 if let Some(pz) = &e.pz_certificates {
                     let pem = pz
                         .resolve()
@@ -569,6 +691,27 @@ impl Config {
                             "holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
                         ));
                     }
+                }
+            }
+            if let Some(e) = &t.edoreczenia {
+                validate_url(&file, "edoreczenia.token_url", &e.token_url)?;
+                validate_url(&file, "edoreczenia.api_url", &e.api_url)?;
+                gsko_model::AdeAddress::parse(&e.ade)
+                    .map_err(|r| ConfigError::invalid(&file, "edoreczenia.ade", r.to_string()))?;
+                if e.system_name.trim().is_empty() {
+                    return Err(ConfigError::invalid(
+                        &file,
+                        "edoreczenia.system_name",
+                        "name the system registered for the ADE",
+                    ));
+                }
+                for (key, secret) in [
+                    ("edoreczenia.certificate", &e.certificate),
+                    ("edoreczenia.private_key", &e.private_key),
+                ] {
+                    secret
+                        .resolve()
+                        .map_err(|r| ConfigError::invalid(&file, key, r))?;
                 }
             }
             tenants.insert(teryt, (file, t));
@@ -933,6 +1076,50 @@ tenants = ["1465011"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("key `teryt`") && e.contains("kind digit"), "{e}");
+    }
+
+    #[test]
+    fn epuap_filing_settings_default_and_are_checked() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "gsko.toml", MAIN);
+        let epuap = |extra: &str| {
+            format!(
+                "teryt = \"1465011\"\nname = \"W\"\n[epuap]\npull_url = \"https://ws.example/pull\"\npodmiot = \"um\"\nboxes = [\"skrytka\", \"druga\"]\ncertificate = {{ value = \"c\" }}\nprivate_key = {{ value = \"k\" }}\n{extra}"
+            )
+        };
+        write(d.path(), "tenants/1465011.toml", &epuap(""));
+        let c = Config::load(&d.path().join("gsko.toml")).unwrap();
+        let e = c.tenants.values().next().unwrap().1.epuap.clone().unwrap();
+        assert_eq!(e.filing, FilingMode::Epuap);
+        assert_eq!(e.tp_signing_url, None);
+        assert_eq!(e.filing_box_address().as_deref(), Some("/um/skrytka"));
+        write(
+            d.path(),
+            "tenants/1465011.toml",
+            &epuap("tp_signing_url = \"https://pz.example/tp\"\nfiling = \"ezd\"\nfiling_box = \"druga\"\n"),
+        );
+        let c = Config::load(&d.path().join("gsko.toml")).unwrap();
+        let e = c.tenants.values().next().unwrap().1.epuap.clone().unwrap();
+        assert_eq!(e.filing, FilingMode::Ezd);
+        assert_eq!(e.filing_box_address().as_deref(), Some("/um/druga"));
+        for (extra, key) in [
+            ("filing_box = \"trzecia\"\n", "epuap.filing_box"),
+            ("tp_signing_url = \"pz.example\"\n", "epuap.tp_signing_url"),
+            (
+                "tp_signing_url = \"https://pz.example/tp\"\n",
+                "epuap.skrytka_url",
+            ),
+            (
+                "allowed_return_urls = [\"portal\"]\n",
+                "epuap.allowed_return_urls",
+            ),
+        ] {
+            write(d.path(), "tenants/1465011.toml", &epuap(extra));
+            let err = Config::load(&d.path().join("gsko.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{extra}: {err}");
+        }
     }
 
     #[test]

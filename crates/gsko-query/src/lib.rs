@@ -7,8 +7,9 @@
 //! The OpenAPI document is `schemas/openapi.yaml`, served at `/openapi.yaml`.
 
 mod due;
-pub mod metrics;
+mod filing;
 mod letters;
+pub mod metrics;
 mod pay;
 mod resident;
 
@@ -47,6 +48,8 @@ pub struct AppState {
     pub rates: Arc<gsko_taxrules::InterestRates>,
     /// Online payments; `None` when no tenant of the deployment has them configured.
     pub payments: Option<Arc<gsko_payments::PaymentService>>,
+    /// Letters filed through GSKO (signed with Profil Zaufany); `None` when no tenant has it.
+    pub filing: Option<Arc<gsko_filing::FilingService>>,
 }
 
 impl AppState {
@@ -68,6 +71,7 @@ impl AppState {
                     .expect("the built-in interest rate table is valid"),
             ),
             payments: None,
+            filing: None,
         }
     }
 
@@ -223,7 +227,7 @@ fn tenant(state: &AppState, caller: &Caller<'_>, raw: &str) -> Result<Teryt, Api
 /// Every route with its handler; `route_paths` exposes the paths so that a test can keep the
 /// OpenAPI document and the router equal.
 fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
-    vec![
+    let mut routes = vec![
         ("/healthz", get(healthz)),
         ("/readyz", get(readyz)),
         ("/metrics", get(metrics_text)),
@@ -235,8 +239,14 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
         ("/v1/tenants/{teryt}/resident/ledger", get(ledger)),
         ("/v1/tenants/{teryt}/resident/due", get(due)),
         ("/v1/tenants/{teryt}/resident/payments", get(pay::payments)),
-        ("/v1/tenants/{teryt}/resident/letters", get(letters::letters)),
-        ("/v1/tenants/{teryt}/resident/decisions", get(letters::decisions)),
+        (
+            "/v1/tenants/{teryt}/resident/letters",
+            get(letters::letters),
+        ),
+        (
+            "/v1/tenants/{teryt}/resident/decisions",
+            get(letters::decisions),
+        ),
         (
             "/v1/tenants/{teryt}/resident/payment-orders",
             post(pay::create_payment_order),
@@ -250,7 +260,10 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
             get(rejected_records),
         ),
         ("/v1/tenants/{teryt}/admin/imports", get(imports)),
-        ("/v1/tenants/{teryt}/admin/letters", get(letters::admin_letters)),
+        (
+            "/v1/tenants/{teryt}/admin/letters",
+            get(letters::admin_letters),
+        ),
         (
             "/v1/tenants/{teryt}/admin/unmatched-payments",
             get(pay::unmatched_payments),
@@ -259,24 +272,43 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
             "/v1/tenants/{teryt}/admin/gateway-notifications",
             get(pay::gateway_notifications),
         ),
-    ]
+    ];
+    routes.extend(filing::filing_routes());
+    routes
 }
 
 pub fn route_paths() -> Vec<&'static str> {
     routes().into_iter().map(|(p, _)| p).collect()
 }
 
+/// The largest letter a resident may file through GSKO (its attachments base64-encoded in
+/// the JSON body); every other request is held to `http.body_limit`.
+pub const FILING_BODY_LIMIT: usize = 32 * 1024 * 1024;
+
 pub fn router(state: AppState, body_limit: usize) -> Router {
     let requests = RequestCounters::new(&state.metrics);
-    let router = routes()
+    let filing_paths: Vec<&str> = filing::filing_routes()
         .into_iter()
-        .fold(Router::new(), |r, (path, handler)| r.route(path, handler));
-    router
+        .map(|(p, _)| p)
+        .collect();
+    let (filing, other): (Vec<_>, Vec<_>) = routes()
+        .into_iter()
+        .partition(|(path, _)| filing_paths.contains(path));
+    let fold = |routes: Vec<(&'static str, axum::routing::MethodRouter<AppState>)>| {
+        routes
+            .into_iter()
+            .fold(Router::new(), |r, (path, handler)| r.route(path, handler))
+    };
+    let other = fold(other).layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit));
+    let filing = fold(filing).layer(tower_http::limit::RequestBodyLimitLayer::new(
+        FILING_BODY_LIMIT.max(body_limit),
+    ));
+    other
+        .merge(filing)
         .layer(axum::middleware::from_fn_with_state(
             requests,
             count_requests,
         ))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
         .with_state(state)
 }
 

@@ -3,6 +3,8 @@
 //! schema for its method and status code; every documented status (but 503) is produced.
 
 mod common;
+mod filing_openapi;
+mod filing_support;
 
 use axum::http::StatusCode;
 use common::*;
@@ -677,6 +679,8 @@ async fn every_answer_matches_the_document() {
         .await;
     assert_eq!(v["basket_id"], basket_id.as_str());
     assert_eq!(v["created"], false);
+
+    filing_openapi::cases(&mut run).await;
 
     // Every documented response other than 503 (database down) was produced at least once.
     for (path, item) in run.doc["paths"].as_object().unwrap() {

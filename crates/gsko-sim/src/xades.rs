@@ -102,8 +102,11 @@ impl SimCertificate {
             format!(
                 "[ca]\ndefault_ca = sim\n[sim]\ndatabase = {db}\nnew_certs_dir = {dir}\nserial = {dir}/serial\n\
                  default_md = sha256\npolicy = any\nunique_subject = no\npreserve = yes\n\
+                 x509_extensions = ext\n\
                  [any]\ncountryName = optional\norganizationName = optional\n\
-                 commonName = supplied\n",
+                 commonName = supplied\n\
+                 [ext]\nbasicConstraints = CA:FALSE\nkeyUsage = digitalSignature, nonRepudiation\n\
+                 subjectKeyIdentifier = hash\n",
                 db = dir.path().join("index.txt").display(),
                 dir = dir.path().display(),
             ),

@@ -17,7 +17,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use gsko_model::{Event, Pesel, Teryt};
 use serde::Serialize;
 
+pub mod delivery;
+mod delivery_sql;
 mod error;
+pub mod filing;
+mod filing_sql;
 pub mod letters;
 mod payment_sql;
 pub mod payments;
@@ -27,6 +31,10 @@ mod read;
 pub mod sqlite;
 pub mod view;
 
+pub use delivery::{Claimed, DeliveryRecord, DeliveryState, DeliveryStore};
+pub use filing::{
+    FilingOutcome, FilingRecord, FilingRoute, FilingStatus, FilingStore, FilingUpdate, NewFiling,
+};
 pub use letters::{LetterState, LetterView};
 pub use payments::*;
 pub use postgres::PgStore;

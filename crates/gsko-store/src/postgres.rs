@@ -845,3 +845,21 @@ crate::payment_sql::payment_store!(
     to_instant: to_instant,
     from_instant: from_instant,
 );
+
+crate::delivery_sql::delivery_store!(
+    store: PgStore,
+    db: Postgres,
+    begin_write: "BEGIN",
+    instant: DateTime<Utc>,
+    to_instant: to_instant,
+    from_instant: from_instant,
+);
+
+crate::filing_sql::filing_store!(
+    store: PgStore,
+    db: Postgres,
+    begin_write: "BEGIN",
+    instant: DateTime<Utc>,
+    to_instant: to_instant,
+    from_instant: from_instant,
+);

@@ -661,3 +661,21 @@ crate::payment_sql::payment_store!(
     to_instant: to_micros,
     from_instant: from_micros,
 );
+
+crate::delivery_sql::delivery_store!(
+    store: SqliteStore,
+    db: Sqlite,
+    begin_write: "BEGIN IMMEDIATE",
+    instant: i64,
+    to_instant: to_micros,
+    from_instant: from_micros,
+);
+
+crate::filing_sql::filing_store!(
+    store: SqliteStore,
+    db: Sqlite,
+    begin_write: "BEGIN IMMEDIATE",
+    instant: i64,
+    to_instant: to_micros,
+    from_instant: from_micros,
+);

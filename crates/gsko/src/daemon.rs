@@ -45,7 +45,7 @@ pub fn check_connectors(cfg: &Config) -> Result<(), ConfigError> {
             gsko_payments::tenant_payments(t).map_err(|reason| invalid("payments", reason))?;
         }
     }
-    crate::epuap::receivers(cfg).map_err(|e| ConfigError::Invalid {
+    crate::epuap::receivers(cfg, None).map_err(|e| ConfigError::Invalid {
         file: cfg.path.clone(),
         key: "epuap".into(),
         reason: format!("{e:#}"),
@@ -72,37 +72,46 @@ pub struct Backends {
     pub store: Arc<dyn Store>,
     /// The same database, seen by the payment service (orders, audit, outbox).
     pub payments: Arc<dyn gsko_store::PaymentStore>,
+    /// The same database, seen by the decision delivery service.
+    pub deliveries: Arc<dyn gsko_store::DeliveryStore>,
+    /// The same database, seen by the filing service.
+    pub filings: Arc<dyn gsko_store::FilingStore>,
     pub bus: Arc<dyn Bus>,
 }
 
 pub async fn open_backends(cfg: &Config) -> Result<Backends> {
-    let (store, payments): (Arc<dyn Store>, Arc<dyn gsko_store::PaymentStore>) =
-        match &cfg.main.database {
-            DatabaseConfig::Postgres {
-                url,
-                max_connections,
-            } => {
-                let url = url
-                    .resolve()
-                    .map_err(anyhow::Error::msg)
-                    .context("database.url")?;
-                let pg = Arc::new(
-                    gsko_store::PgStore::connect(url.expose(), *max_connections)
-                        .await
-                        .context("connecting to PostgreSQL")?,
-                );
-                (pg.clone(), pg)
-            }
-            DatabaseConfig::Sqlite { path } => {
-                let path = cfg.resolve_path(path);
-                let lite = Arc::new(
-                    gsko_store::SqliteStore::open(&path)
-                        .await
-                        .with_context(|| format!("opening SQLite database {}", path.display()))?,
-                );
-                (lite.clone(), lite)
-            }
-        };
+    #[allow(clippy::type_complexity)]
+    let (store, payments, deliveries, filings): (
+        Arc<dyn Store>,
+        Arc<dyn gsko_store::PaymentStore>,
+        Arc<dyn gsko_store::DeliveryStore>,
+        Arc<dyn gsko_store::FilingStore>,
+    ) = match &cfg.main.database {
+        DatabaseConfig::Postgres {
+            url,
+            max_connections,
+        } => {
+            let url = url
+                .resolve()
+                .map_err(anyhow::Error::msg)
+                .context("database.url")?;
+            let pg = Arc::new(
+                gsko_store::PgStore::connect(url.expose(), *max_connections)
+                    .await
+                    .context("connecting to PostgreSQL")?,
+            );
+            (pg.clone(), pg.clone(), pg.clone(), pg)
+        }
+        DatabaseConfig::Sqlite { path } => {
+            let path = cfg.resolve_path(path);
+            let lite = Arc::new(
+                gsko_store::SqliteStore::open(&path)
+                    .await
+                    .with_context(|| format!("opening SQLite database {}", path.display()))?,
+            );
+            (lite.clone(), lite.clone(), lite.clone(), lite)
+        }
+    };
     let bus: Arc<dyn Bus> = match &cfg.main.bus {
         BusConfig::Amqp {
             url,
@@ -143,6 +152,8 @@ pub async fn open_backends(cfg: &Config) -> Result<Backends> {
     Ok(Backends {
         store,
         payments,
+        deliveries,
+        filings,
         bus,
     })
 }
@@ -411,6 +422,8 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
     let Backends {
         store,
         payments: payment_store,
+        deliveries,
+        filings,
         bus,
     } = open_backends(&cfg).await?;
     let (tx, rx) = watch::channel(false);
@@ -468,11 +481,33 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
         tenants,
         metrics.clone(),
     );
-    let epuap_tasks =
-        crate::epuap::spawn(&cfg, &bus, &metrics, &rx).context("starting the ePUAP receivers")?;
     let mut payment_tasks = crate::payments::spawn(&cfg, &payment_store, &bus, &metrics, &rx)
         .await
         .context("starting the payment service")?;
+    let delivery = crate::delivery::service(
+        &cfg,
+        deliveries,
+        payment_store.clone(),
+        payment_tasks.outbox_wake.clone(),
+    )
+    .context("starting decision delivery")?;
+    let receipts = delivery
+        .clone()
+        .map(|d| d as Arc<dyn gsko_epuap::receiver::ReceiptSink>);
+    let mut epuap_tasks = crate::epuap::spawn(&cfg, &bus, &metrics, &rx, receipts)
+        .context("starting the ePUAP receivers")?;
+    if let Some(d) = delivery {
+        epuap_tasks.push(crate::delivery::spawn(d, &bus, &rx));
+    }
+    // Filing through GSKO: tenants whose [epuap] names the PZ signing service.
+    let filing =
+        gsko_filing::FilingService::from_config(filings, &cfg, crate::payments::public_url(&cfg))
+            .map_err(anyhow::Error::msg)
+            .context("starting filing through GSKO")?
+            .with_outbox_wake(payment_tasks.outbox_wake.clone());
+    if filing.tenants().next().is_some() {
+        state.filing = Some(Arc::new(filing));
+    }
     let mut app_extra = axum::Router::new();
     if let Some(service) = payment_tasks.service.take() {
         app_extra = gsko_payments::notify::routes(service.clone());

@@ -15,7 +15,10 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 /// The receivers of every tenant with an `[epuap]` section (checked by `check-config` too).
-pub fn receivers(cfg: &Config) -> Result<Vec<(Receiver, cron::Schedule)>> {
+pub fn receivers(
+    cfg: &Config,
+    receipts: Option<Arc<dyn gsko_epuap::receiver::ReceiptSink>>,
+) -> Result<Vec<(Receiver, cron::Schedule)>> {
     let mut out = Vec::new();
     for (teryt, (file, t)) in &cfg.tenants {
         let Some(e) = &t.epuap else { continue };
@@ -66,7 +69,7 @@ pub fn receivers(cfg: &Config) -> Result<Vec<(Receiver, cron::Schedule)>> {
                     files: FileStore::new(&documents),
                     max_attachment_bytes: e.max_attachment_bytes,
                     signatures: signatures.clone(),
-                    receipts: None,
+                    receipts: receipts.clone(),
                 },
                 schedule.clone(),
             ));
@@ -80,9 +83,10 @@ pub fn spawn(
     bus: &Arc<dyn Bus>,
     metrics: &Registry,
     shutdown: &watch::Receiver<bool>,
+    receipts: Option<Arc<dyn gsko_epuap::receiver::ReceiptSink>>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut handles = Vec::new();
-    for (receiver, schedule) in receivers(cfg)? {
+    for (receiver, schedule) in receivers(cfg, receipts)? {
         let received = metrics.counter(
             "gsko_epuap_letters_received_total",
             "Letters pulled from ePUAP, published and confirmed",

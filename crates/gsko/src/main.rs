@@ -2,8 +2,10 @@
 //! `inspect`, `sim`, `bench`). Thin: the work lives in the library crates; this file wires them.
 
 mod bench;
+mod bench_letters;
 mod bench_payments;
 mod daemon;
+mod delivery;
 mod demo;
 mod epuap;
 mod payments;
@@ -128,6 +130,19 @@ enum BenchWhat {
         /// them at random.
         #[arg(long, default_value_t = 30_000)]
         statement_taxpayers: u32,
+        #[command(flatten)]
+        backends: BenchBackends,
+    },
+    /// Measure the ePUAP receiver and print a table: signed letters pulled from the simulator's
+    /// box (WS-Pull → store → XAdES verify → publish and confirm → potwierdzOdebranie) per
+    /// second, and the XAdES check alone. Production mode needs RabbitMQ only.
+    Letters {
+        /// Letters waiting in the box, each signed with podpis zaufany.
+        #[arg(long, default_value_t = 1000)]
+        letters: usize,
+        /// Attachments per letter.
+        #[arg(long, default_value_t = 2)]
+        attachments: usize,
         #[command(flatten)]
         backends: BenchBackends,
     },
@@ -432,6 +447,24 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
                 statement_taxpayers,
                 mode: backends.mode,
                 database_url: backends.database_url,
+                amqp_url: backends.amqp_url,
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            what:
+                Some(BenchWhat::Letters {
+                    letters,
+                    attachments,
+                    backends,
+                }),
+            ..
+        } => {
+            bench_letters::run(bench_letters::LetterBenchOptions {
+                letters,
+                attachments,
+                mode: backends.mode,
                 amqp_url: backends.amqp_url,
             })
             .await?;

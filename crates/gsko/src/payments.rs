@@ -17,6 +17,8 @@ pub struct PaymentTasks {
     /// `None` when no tenant configures online payments.
     pub service: Option<Arc<PaymentService>>,
     pub handles: Vec<tokio::task::JoinHandle<()>>,
+    /// Wakes the one relay of the database's outbox (others queue messages there too).
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 /// The base URL gateways reach this daemon at.
@@ -143,7 +145,11 @@ pub async fn spawn(
             }
         }));
     }
-    Ok(PaymentTasks { service, handles })
+    Ok(PaymentTasks {
+        service,
+        handles,
+        outbox_wake: wake,
+    })
 }
 
 /// The tenant's booking writer: `[radix.booking]` or the defaults (XML contract files in
