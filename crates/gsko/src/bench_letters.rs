@@ -12,7 +12,8 @@
 //! Signing the letters (`xmlsec1` once per letter) happens before, untimed. The simulator
 //! runs in this process and checks the WS-Security signature of every request with `xmlsec1`
 //! (two per letter), so its cost is part of the wall time and its memory part of the peak
-//! RSS; the "XAdES verify only" row shows what the connector's own signature check costs.
+//! RSS; the "XAdES verify only" and "store only" rows show what the connector's own signature
+//! check and its synced writes cost, apart.
 
 use crate::bench::{peak_rss_kb, reset_peak_rss, tempfile_dir};
 use anyhow::{bail, Context, Result};
@@ -112,6 +113,13 @@ pub async fn run(o: LetterBenchOptions) -> Result<()> {
             .context("verifying the signatures panicked")??
     };
     rows.push(row);
+    let row = {
+        let (letters, dir) = (letters.clone(), work.join("store-only"));
+        tokio::task::spawn_blocking(move || store_only(&letters, &dir))
+            .await
+            .context("storing the letters panicked")??
+    };
+    rows.push(row);
     drop(std::fs::remove_dir_all(&work));
 
     println!();
@@ -150,7 +158,7 @@ pub async fn run(o: LetterBenchOptions) -> Result<()> {
             )
         );
     }
-    println!("p50/p99 of the receive rows: one letter's cycle (from the previous letter's publish confirmed to its own: potwierdzOdebranie, pobierzNastepny, store, verify, publish); of the publish rows: one publish of the two messages until the broker confirmed it. The receive rows' peak RSS includes the in-process simulator and the letters waiting in it; every WS-Pull request is checked by the simulator with xmlsec1. Stored: the content-addressed files written (documents and attachments). Per-letter info log lines are on; GSKO_LOG=warn turns them off.");
+    println!("p50/p99 of the receive rows: one letter's cycle (from the previous letter's publish confirmed to its own: potwierdzOdebranie, pobierzNastepny, store, verify, publish); of the publish rows: one publish of the two messages until the broker confirmed it. The receive rows' peak RSS includes the in-process simulator and the letters waiting in it; the simulator checks every WS-Pull request's signature with xmlsec1 (two per letter), which is most of the cycle: what the verify-only, store-only and publish rows do not account for is the two signed SOAP round trips. Stored: the content-addressed files written (documents and attachments). The receiver's info line per letter is written unless GSKO_LOG says otherwise (GSKO_LOG=warn).");
     Ok(())
 }
 
@@ -248,6 +256,45 @@ fn verify_only(letters: &[SimLetter], trust: &XadesTrust) -> Result<Row> {
         p50,
         p99,
         stored: None,
+        peak_rss_kb: None,
+    })
+}
+
+/// What the receiver writes for each letter, alone: the document read for its attachments,
+/// then the document and every attachment stored (each file synced, as in the receiver).
+fn store_only(letters: &[SimLetter], dir: &Path) -> Result<Row> {
+    let files = FileStore::new(dir);
+    let mut each = Vec::with_capacity(letters.len());
+    let start = Instant::now();
+    for l in letters {
+        let t = Instant::now();
+        files
+            .put(&l.content)
+            .with_context(|| format!("storing a document under {}", dir.display()))?;
+        let parsed = gsko_epuap::document::parse(
+            &l.content,
+            gsko_epuap::document::DEFAULT_MAX_ATTACHMENT_BYTES,
+        )
+        .context("reading a generated letter")?;
+        for content in parsed.attachments.iter().filter_map(|a| a.content.as_ref()) {
+            files
+                .put(content)
+                .with_context(|| format!("storing an attachment under {}", dir.display()))?;
+        }
+        each.push(t.elapsed());
+    }
+    let wall = start.elapsed();
+    let stored = dir_size(dir)?;
+    let (p50, p99) = percentiles(&mut each);
+    Ok(Row {
+        mode: "in-process",
+        what: "store only (parse + document and attachments written and synced, one thread)".into(),
+        count: format!("{} letters", letters.len()),
+        wall,
+        rate: format!("{:.0} letters/s", letters.len() as f64 / wall.as_secs_f64()),
+        p50,
+        p99,
+        stored: Some(stored),
         peak_rss_kb: None,
     })
 }

@@ -187,14 +187,15 @@ enum SimWhat {
     },
 }
 
-/// `quiet_payments`: no info line per payment (the payment benchmark's thousands of them);
+/// `quiet`: no info line per payment or letter (the benchmarks' thousands of them);
 /// `GSKO_LOG` overrides.
-fn init_tracing(quiet_payments: bool) {
+fn init_tracing(quiet: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("GSKO_LOG").unwrap_or_else(|_| {
         let mut f = "info,sqlx=warn,lapin=warn,lapin::returned_messages=off".to_owned();
-        if quiet_payments {
+        if quiet {
             f.push_str(",gsko_payments=warn,gsko_przelewy24=warn,gsko_radix::booking=warn");
+            f.push_str(",gsko_epuap=warn,gsko_sim=warn");
         }
         EnvFilter::new(f)
     });
@@ -214,7 +215,7 @@ fn main() -> ExitCode {
     init_tracing(matches!(
         cli.command,
         Command::Bench {
-            what: Some(BenchWhat::Payments { .. }),
+            what: Some(BenchWhat::Payments { .. } | BenchWhat::Letters { .. }),
             ..
         }
     ));
