@@ -112,10 +112,11 @@ pub enum MessageType {
     LetterRegister,
     DecisionDeliver,
     DecisionDelivered,
+    CaseRegistered,
 }
 
 impl MessageType {
-    pub const ALL: [MessageType; 15] = [
+    pub const ALL: [MessageType; 16] = [
         MessageType::TaxpayerUpserted,
         MessageType::TaxAccountUpserted,
         MessageType::LiabilityUpserted,
@@ -131,6 +132,7 @@ impl MessageType {
         MessageType::LetterRegister,
         MessageType::DecisionDeliver,
         MessageType::DecisionDelivered,
+        MessageType::CaseRegistered,
     ];
 
     /// The CloudEvents `type`, e.g. `pl.gsko.liability.upserted.v1`.
@@ -151,6 +153,7 @@ impl MessageType {
             MessageType::LetterRegister => "pl.gsko.letter.register.v1",
             MessageType::DecisionDeliver => "pl.gsko.decision.deliver.v1",
             MessageType::DecisionDelivered => "pl.gsko.decision.delivered.v1",
+            MessageType::CaseRegistered => "pl.gsko.case.registered.v1",
         }
     }
 
@@ -197,6 +200,7 @@ pub enum EventData {
     LetterRegister(Letter),
     DecisionDeliver(DecisionDelivery),
     DecisionDelivered(DecisionDelivered),
+    CaseRegistered(CaseRegistered),
 }
 
 impl EventData {
@@ -217,6 +221,7 @@ impl EventData {
             EventData::LetterRegister(_) => MessageType::LetterRegister,
             EventData::DecisionDeliver(_) => MessageType::DecisionDeliver,
             EventData::DecisionDelivered(_) => MessageType::DecisionDelivered,
+            EventData::CaseRegistered(_) => MessageType::CaseRegistered,
         }
     }
 
@@ -242,6 +247,7 @@ impl EventData {
             }
             EventData::DecisionDeliver(d) => format!("decision/{}", d.decision_id),
             EventData::DecisionDelivered(d) => format!("decision/{}", d.decision_id),
+            EventData::CaseRegistered(d) => format!("letter/{}", d.letter_id),
         }
     }
 
@@ -260,6 +266,7 @@ impl EventData {
             EventData::LetterReceived(d) | EventData::LetterRegister(d) => serde_json::to_value(d),
             EventData::DecisionDeliver(d) => serde_json::to_value(d),
             EventData::DecisionDelivered(d) => serde_json::to_value(d),
+            EventData::CaseRegistered(d) => serde_json::to_value(d),
         };
         v.expect("payloads serialize infallibly")
     }
@@ -291,6 +298,7 @@ impl EventData {
             MessageType::DecisionDelivered => {
                 EventData::DecisionDelivered(serde_json::from_value(v)?)
             }
+            MessageType::CaseRegistered => EventData::CaseRegistered(serde_json::from_value(v)?),
         })
     }
 }

@@ -193,6 +193,22 @@ pub struct Letter {
     pub problems: Vec<String>,
 }
 
+/// `pl.gsko.case.registered.v1`: the tenant's EZD registered a letter as an incoming item
+/// (RPW) and attached it to a case; the letter is then shown as registered, with its case
+/// reference (znak sprawy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseRegistered {
+    /// The letter registered (`Letter::letter_id`).
+    pub letter_id: String,
+    /// Znak sprawy, e.g. `FN.3120.7.2026` (a string until it gets its own parsed type).
+    pub case_ref: String,
+    /// The number of the incoming item in the register (RPW), e.g. `RPW/1234/2026`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpw: Option<String>,
+    pub registered_at: DateTime<Utc>,
+}
+
 /// The addressee of a decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -854,6 +854,14 @@ fn letter_events(full_address: &Address) -> Vec<EventData> {
             }));
         }
     }
+    for some in [true, false] {
+        data.push(EventData::CaseRegistered(CaseRegistered {
+            letter_id: "epuap-77120345".into(),
+            case_ref: "FN.3120.7.2026".into(),
+            rpw: some.then(|| "RPW/1234/2026".into()),
+            registered_at: Utc.with_ymd_and_hms(2026, 3, 12, 8, 14, 55).unwrap(),
+        }));
+    }
     data
 }
 

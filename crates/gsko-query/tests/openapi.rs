@@ -396,7 +396,8 @@ async fn every_answer_matches_the_document() {
         .iter()
         .map(|l| l["state"].as_str().unwrap())
         .collect();
-    assert_eq!(states, ["answered", "received"], "{v}");
+    assert_eq!(states, ["answered", "registered"], "{v}");
+    assert_eq!(v["letters"][1]["case"]["case_ref"], "FN.3120.2.2026");
     assert_eq!(v["letters"][0]["answer"]["decision_id"], "ezd-1");
     let v = run
         .run(get(

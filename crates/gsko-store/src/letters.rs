@@ -2,7 +2,7 @@
 //! [`crate::payment_sql`]) and the read-side shapes.
 
 use crate::StoreError;
-use gsko_model::{DecisionDelivered, Letter};
+use gsko_model::{CaseRegistered, DecisionDelivered, Letter};
 use serde::Serialize;
 
 /// Where a resident's letter stands.
@@ -11,6 +11,8 @@ use serde::Serialize;
 pub enum LetterState {
     /// GSKO has it (pulled from ePUAP or filed through GSKO).
     Received,
+    /// The tenant's EZD registered it and attached it to a case (see `case`).
+    Registered,
     /// A decision answering it was delivered (or its delivery ended otherwise: see `answer`).
     Answered,
 }
@@ -20,6 +22,9 @@ pub enum LetterState {
 pub struct LetterView {
     pub state: LetterState,
     pub letter: Letter,
+    /// The case EZD attached it to (znak sprawy), once registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case: Option<CaseRegistered>,
     /// The decision that answers it, when one went out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer: Option<DecisionDelivered>,
@@ -45,6 +50,16 @@ pub(crate) const RESIDENT_ANSWERS: &str =
      WHERE d.tenant = $1 AND d.in_reply_to IN
          (SELECT l.letter_id FROM letters l WHERE l.tenant = $1 AND l.signer_pesel = $2)";
 
+pub(crate) const CASE_INSERT: &str =
+    "INSERT INTO letter_cases (tenant, letter_id, case_ref, registered_at, payload)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (tenant, letter_id) DO NOTHING";
+
+/// The cases of the letters of `RESIDENT_LETTERS`.
+pub(crate) const RESIDENT_CASES: &str = "SELECT CAST(c.payload AS TEXT) FROM letter_cases c
+     WHERE c.tenant = $1 AND c.letter_id IN
+         (SELECT l.letter_id FROM letters l WHERE l.tenant = $1 AND l.signer_pesel = $2)";
+
 pub(crate) const RESIDENT_DECISIONS: &str = "SELECT CAST(payload AS TEXT) FROM decision_deliveries
      WHERE tenant = $1 AND recipient_pesel = $2 ORDER BY at DESC, decision_id";
 
@@ -63,14 +78,19 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Joins letters with the decisions answering them.
+/// Joins letters with their cases and the decisions answering them.
 pub(crate) fn letter_views(
     letters: Vec<String>,
+    cases: Vec<String>,
     answers: Vec<String>,
 ) -> Result<Vec<LetterView>, StoreError> {
     let answers: Vec<DecisionDelivered> = answers
         .iter()
         .map(|a| decode("decision_deliveries", a))
+        .collect::<Result<_, _>>()?;
+    let cases: Vec<CaseRegistered> = cases
+        .iter()
+        .map(|c| decode("letter_cases", c))
         .collect::<Result<_, _>>()?;
     letters
         .iter()
@@ -80,13 +100,18 @@ pub(crate) fn letter_views(
                 .iter()
                 .find(|a| a.in_reply_to.as_deref() == Some(letter.letter_id.as_str()))
                 .cloned();
+            let case = cases
+                .iter()
+                .find(|c| c.letter_id == letter.letter_id)
+                .cloned();
             Ok(LetterView {
-                state: if answer.is_some() {
-                    LetterState::Answered
-                } else {
-                    LetterState::Received
+                state: match (&answer, &case) {
+                    (Some(_), _) => LetterState::Answered,
+                    (None, Some(_)) => LetterState::Registered,
+                    (None, None) => LetterState::Received,
                 },
                 letter,
+                case,
                 answer,
             })
         })

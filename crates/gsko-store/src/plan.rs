@@ -144,6 +144,14 @@ pub(crate) struct DecisionRow<'a> {
     pub payload: String,
 }
 
+pub(crate) struct CaseRow<'a> {
+    pub tenant: &'a str,
+    pub letter_id: &'a str,
+    pub case_ref: &'a str,
+    pub registered_at: DateTime<Utc>,
+    pub payload: String,
+}
+
 pub(crate) fn signature_status(s: gsko_model::SignatureStatus) -> &'static str {
     use gsko_model::SignatureStatus as S;
     match s {
@@ -177,6 +185,7 @@ pub(crate) struct Plan<'a> {
     pub unmatched: Vec<UnmatchedRow<'a>>,
     pub letters: Vec<LetterRow<'a>>,
     pub decisions: Vec<DecisionRow<'a>>,
+    pub cases: Vec<CaseRow<'a>>,
 }
 
 /// Keeps, per key, the event with the highest version (the first on a tie).
@@ -285,6 +294,7 @@ impl<'a> Plan<'a> {
         let mut unmatched = Latest::new();
         let mut letters = Latest::new();
         let mut decisions = Latest::new();
+        let mut cases = Latest::new();
         for e in events {
             let t = e.tenant.as_str();
             match &e.data {
@@ -327,6 +337,7 @@ impl<'a> Plan<'a> {
                 }
                 // Commands to connectors: not part of the view.
                 EventData::LetterRegister(_) | EventData::DecisionDeliver(_) => {}
+                EventData::CaseRegistered(d) => cases.offer_first((t, d.letter_id.as_str()), e, d),
             }
         }
         let mut plan = Plan::default();
@@ -473,6 +484,15 @@ impl<'a> Plan<'a> {
                 flagged: !d.problems.is_empty()
                     || d.signature.status != gsko_model::SignatureStatus::Valid
                     || !d.signature.problems.is_empty(),
+                payload: to_json(e, d)?,
+            });
+        }
+        for (e, d) in cases.into_values() {
+            plan.cases.push(CaseRow {
+                tenant: e.tenant.as_str(),
+                letter_id: &d.letter_id,
+                case_ref: &d.case_ref,
+                registered_at: d.registered_at,
                 payload: to_json(e, d)?,
             });
         }

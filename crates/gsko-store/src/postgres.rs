@@ -526,6 +526,18 @@ async fn insert_letters(tx: &mut Tx<'_>, plan: &Plan<'_>) -> Result<u64, StoreEr
             .map_err(|e| map_sqlx("insert letters", e))?
             .rows_affected();
     }
+    for r in &plan.cases {
+        applied += sqlx::query(crate::letters::CASE_INSERT)
+            .bind(r.tenant)
+            .bind(r.letter_id)
+            .bind(r.case_ref)
+            .bind(r.registered_at)
+            .bind(sqlx::types::Json(json_value(&r.payload)?))
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| map_sqlx("insert letter cases", e))?
+            .rows_affected();
+    }
     for r in &plan.decisions {
         applied += sqlx::query(crate::letters::DECISION_INSERT)
             .bind(r.tenant)
@@ -766,6 +778,12 @@ impl Store for PgStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| map_sqlx(op, e))?;
+        let cases: Vec<String> = sqlx::query_scalar(crate::letters::RESIDENT_CASES)
+            .bind(tenant.as_str())
+            .bind(pesel.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| map_sqlx(op, e))?;
         let answers: Vec<String> = sqlx::query_scalar(crate::letters::RESIDENT_ANSWERS)
             .bind(tenant.as_str())
             .bind(pesel.as_str())
@@ -773,7 +791,7 @@ impl Store for PgStore {
             .await
             .map_err(|e| map_sqlx(op, e))?;
         tx.commit().await.map_err(|e| map_sqlx(op, e))?;
-        crate::letters::letter_views(letters, answers)
+        crate::letters::letter_views(letters, cases, answers)
     }
 
     async fn resident_decisions(

@@ -373,6 +373,18 @@ async fn write_payments(
             .map_err(|e| map_sqlx("insert letters", e))?
             .rows_affected();
     }
+    for r in &plan.cases {
+        applied += sqlx::query(crate::letters::CASE_INSERT)
+            .bind(r.tenant)
+            .bind(r.letter_id)
+            .bind(r.case_ref)
+            .bind(to_micros(r.registered_at))
+            .bind(&r.payload)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| map_sqlx("insert letter cases", e))?
+            .rows_affected();
+    }
     for r in &plan.decisions {
         applied += sqlx::query(crate::letters::DECISION_INSERT)
             .bind(r.tenant)
@@ -591,6 +603,12 @@ impl Store for SqliteStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| map_sqlx(op, e))?;
+        let cases: Vec<String> = sqlx::query_scalar(crate::letters::RESIDENT_CASES)
+            .bind(tenant.as_str())
+            .bind(pesel.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| map_sqlx(op, e))?;
         let answers: Vec<String> = sqlx::query_scalar(crate::letters::RESIDENT_ANSWERS)
             .bind(tenant.as_str())
             .bind(pesel.as_str())
@@ -598,7 +616,7 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| map_sqlx(op, e))?;
         tx.commit().await.map_err(|e| map_sqlx(op, e))?;
-        crate::letters::letter_views(letters, answers)
+        crate::letters::letter_views(letters, cases, answers)
     }
 
     async fn resident_decisions(

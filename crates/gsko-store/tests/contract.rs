@@ -2053,6 +2053,21 @@ mod scenarios_letters {
         assert_eq!(jans[1].state, gsko_store::LetterState::Answered);
         assert_eq!(jans[1].answer.as_ref(), Some(&d));
         assert_eq!(jans[0].state, gsko_store::LetterState::Received);
+        // EZD registers epuap-2: it shows as registered with its case, once.
+        let case = gsko_model::CaseRegistered {
+            letter_id: "epuap-2".into(),
+            case_ref: "FN.3120.2.2026".into(),
+            rpw: Some("RPW/7/2026".into()),
+            registered_at: at(1_700_000_000),
+        };
+        let registered = ev(&t, 1, EventData::CaseRegistered(case.clone()));
+        assert_eq!(store.apply(&[registered.clone()]).await.unwrap().applied, 1);
+        assert_eq!(store.apply(&[registered]).await.unwrap().applied, 0);
+        let jans = store.resident_letters(&t, &jan).await.unwrap();
+        assert_eq!(jans[0].letter.letter_id, "epuap-2");
+        assert_eq!(jans[0].state, gsko_store::LetterState::Registered);
+        assert_eq!(jans[0].case.as_ref(), Some(&case));
+        assert_eq!(jans[1].state, gsko_store::LetterState::Answered);
         assert_eq!(store.resident_decisions(&t, &jan).await.unwrap(), vec![d]);
         assert!(store
             .resident_decisions(&t, &anna)

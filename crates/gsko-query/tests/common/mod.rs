@@ -339,6 +339,18 @@ fn events() -> Vec<Event> {
         ev(
             T1,
             1,
+            EventData::CaseRegistered(CaseRegistered {
+                letter_id: "epuap-2".into(),
+                case_ref: "FN.3120.2.2026".into(),
+                rpw: Some("RPW/7/2026".into()),
+                registered_at: chrono::DateTime::parse_from_rfc3339("2026-11-21T08:00:00Z")
+                    .unwrap()
+                    .with_timezone(&chrono::Utc),
+            }),
+        ),
+        ev(
+            T1,
+            1,
             EventData::DecisionDelivered(DecisionDelivered {
                 decision_id: "ezd-1".into(),
                 outcome: DeliveryOutcome::Delivered,
