@@ -2061,7 +2061,14 @@ mod scenarios_letters {
             registered_at: at(1_700_000_000),
         };
         let registered = ev(&t, 1, EventData::CaseRegistered(case.clone()));
-        assert_eq!(store.apply(&[registered.clone()]).await.unwrap().applied, 1);
+        assert_eq!(
+            store
+                .apply(std::slice::from_ref(&registered))
+                .await
+                .unwrap()
+                .applied,
+            1
+        );
         assert_eq!(store.apply(&[registered]).await.unwrap().applied, 0);
         let jans = store.resident_letters(&t, &jan).await.unwrap();
         assert_eq!(jans[0].letter.letter_id, "epuap-2");
