@@ -245,7 +245,7 @@ fn decisions_are_delivered_through_epuap_and_e_doreczenia_and_end_with_evidence(
             1,
             EventData::DecisionDeliver(DecisionDelivery {
                 decision_id: id.into(),
-                case_ref: "FN.3120.1.2026".into(),
+                case_ref: "FN.3120.1.2026".parse().unwrap(),
                 title: "Decyzja w sprawie rozłożenia zaległości na raty".into(),
                 recipient,
                 document,

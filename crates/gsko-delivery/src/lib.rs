@@ -438,7 +438,7 @@ impl DeliveryService {
             content,
             deliver_by: cmd.deliver_by.map(deadline),
             document_id: id.clone(),
-            case_id: cmd.case_ref.clone(),
+            case_id: cmd.case_ref.to_string(),
             dry_run: false,
         };
         match client.dorecz(&d).await {
@@ -502,7 +502,7 @@ impl DeliveryService {
                 description: cmd.document.description.clone(),
             }],
             thread_id: None,
-            case_id: Some(cmd.case_ref.clone()),
+            case_id: Some(cmd.case_ref.to_string()),
             reference: id.clone(),
         };
         match client.send(&msg).await {

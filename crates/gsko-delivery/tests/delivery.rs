@@ -202,7 +202,7 @@ impl World {
     fn command(&self, id: &str, box_: Option<&str>, ade: Option<AdeAddress>) -> DecisionDelivery {
         DecisionDelivery {
             decision_id: id.into(),
-            case_ref: "FN.3120.7.2026".into(),
+            case_ref: "FN.3120.7.2026".parse().unwrap(),
             title: "Decyzja w sprawie wymiaru podatku od nieruchomości na 2026 r.".into(),
             recipient: DecisionRecipient {
                 name: "Jan Kowalski".into(),
@@ -301,7 +301,10 @@ async fn an_epuap_delivery_ends_with_the_upd_pulled_from_the_office_box() {
     assert_eq!(d.channel, DeliveryChannel::Epuap);
     assert_eq!(d.shipment_id.as_deref(), Some(order.as_str()));
     assert_eq!(d.recipient_pesel, Some(pesel()));
-    assert_eq!(d.case_ref.as_deref(), Some("FN.3120.7.2026"));
+    assert_eq!(
+        d.case_ref.as_ref().map(|c| c.as_str()),
+        Some("FN.3120.7.2026")
+    );
     assert_eq!(d.in_reply_to.as_deref(), Some("epuap-77"));
     let evidence = d.evidence.as_ref().expect("a UPD as evidence");
     assert_eq!(evidence.kind, EvidenceKind::Upd);

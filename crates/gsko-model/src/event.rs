@@ -4,6 +4,7 @@
 //! events of one import, payment or letter together) and `sourceversion` (the source system's
 //! version of the record: a record is only ever replaced by a higher version of itself).
 
+use crate::cases::CaseStatusChanged;
 use crate::letters::*;
 use crate::payload::*;
 use crate::Teryt;
@@ -113,10 +114,11 @@ pub enum MessageType {
     DecisionDeliver,
     DecisionDelivered,
     CaseRegistered,
+    CaseStatusChanged,
 }
 
 impl MessageType {
-    pub const ALL: [MessageType; 16] = [
+    pub const ALL: [MessageType; 17] = [
         MessageType::TaxpayerUpserted,
         MessageType::TaxAccountUpserted,
         MessageType::LiabilityUpserted,
@@ -133,6 +135,7 @@ impl MessageType {
         MessageType::DecisionDeliver,
         MessageType::DecisionDelivered,
         MessageType::CaseRegistered,
+        MessageType::CaseStatusChanged,
     ];
 
     /// The CloudEvents `type`, e.g. `pl.gsko.liability.upserted.v1`.
@@ -154,6 +157,7 @@ impl MessageType {
             MessageType::DecisionDeliver => "pl.gsko.decision.deliver.v1",
             MessageType::DecisionDelivered => "pl.gsko.decision.delivered.v1",
             MessageType::CaseRegistered => "pl.gsko.case.registered.v1",
+            MessageType::CaseStatusChanged => "pl.gsko.case.status-changed.v1",
         }
     }
 
@@ -201,6 +205,7 @@ pub enum EventData {
     DecisionDeliver(DecisionDelivery),
     DecisionDelivered(DecisionDelivered),
     CaseRegistered(CaseRegistered),
+    CaseStatusChanged(CaseStatusChanged),
 }
 
 impl EventData {
@@ -222,6 +227,7 @@ impl EventData {
             EventData::DecisionDeliver(_) => MessageType::DecisionDeliver,
             EventData::DecisionDelivered(_) => MessageType::DecisionDelivered,
             EventData::CaseRegistered(_) => MessageType::CaseRegistered,
+            EventData::CaseStatusChanged(_) => MessageType::CaseStatusChanged,
         }
     }
 
@@ -248,6 +254,7 @@ impl EventData {
             EventData::DecisionDeliver(d) => format!("decision/{}", d.decision_id),
             EventData::DecisionDelivered(d) => format!("decision/{}", d.decision_id),
             EventData::CaseRegistered(d) => format!("letter/{}", d.letter_id),
+            EventData::CaseStatusChanged(d) => format!("case/{}", d.ezd_case_id),
         }
     }
 
@@ -267,6 +274,7 @@ impl EventData {
             EventData::DecisionDeliver(d) => serde_json::to_value(d),
             EventData::DecisionDelivered(d) => serde_json::to_value(d),
             EventData::CaseRegistered(d) => serde_json::to_value(d),
+            EventData::CaseStatusChanged(d) => serde_json::to_value(d),
         };
         v.expect("payloads serialize infallibly")
     }
@@ -299,6 +307,9 @@ impl EventData {
                 EventData::DecisionDelivered(serde_json::from_value(v)?)
             }
             MessageType::CaseRegistered => EventData::CaseRegistered(serde_json::from_value(v)?),
+            MessageType::CaseStatusChanged => {
+                EventData::CaseStatusChanged(serde_json::from_value(v)?)
+            }
         })
     }
 }

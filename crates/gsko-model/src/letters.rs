@@ -6,7 +6,7 @@
 //! message: they are stored by their SHA-256 elsewhere and messages carry a [`StoredFile`]. The
 //! texts of a letter (sender, title, body) are personal data: stored, never logged.
 
-use crate::{Address, AdeAddress, ContactChannel, Nip, Pesel, Regon};
+use crate::{Address, AdeAddress, CaseRef, ContactChannel, Nip, Pesel, Regon};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -201,12 +201,18 @@ pub struct Letter {
 pub struct CaseRegistered {
     /// The letter registered (`Letter::letter_id`).
     pub letter_id: String,
-    /// Znak sprawy, e.g. `FN.3120.7.2026` (a string until it gets its own parsed type).
-    pub case_ref: String,
+    /// Znak sprawy, e.g. `FN.3120.7.2026`.
+    pub case_ref: CaseRef,
     /// The number of the incoming item in the register (RPW), e.g. `RPW/1234/2026`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpw: Option<String>,
     pub registered_at: DateTime<Utc>,
+    /// EZD's own id of the case (EZD RP `idSprawa`), when the connector knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ezd_case_id: Option<String>,
+    /// The case's title in EZD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 /// The addressee of a decision.
@@ -256,8 +262,8 @@ pub struct DecisionDelivery {
     /// Stable id of the decision (the EZD document id or a digest); the connector delivers a
     /// `decision_id` only once. Printable ASCII, no spaces, at most 128 characters.
     pub decision_id: String,
-    /// Znak sprawy, e.g. `FN.3120.1.2026` (a string until it gets its own parsed type).
-    pub case_ref: String,
+    /// Znak sprawy, e.g. `FN.3120.1.2026`.
+    pub case_ref: CaseRef,
     /// Subject line of the delivery, e.g. "Decyzja w sprawie wymiaru podatku od nieruchomości
     /// na 2026 r."
     pub title: String,
@@ -332,7 +338,7 @@ pub struct DecisionDelivered {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient_pesel: Option<Pesel>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub case_ref: Option<String>,
+    pub case_ref: Option<CaseRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// The letter this decision answers (`letter_id`), when there is one.
@@ -356,7 +362,7 @@ struct DecisionDeliveredWire {
     #[serde(default)]
     recipient_pesel: Option<Pesel>,
     #[serde(default)]
-    case_ref: Option<String>,
+    case_ref: Option<CaseRef>,
     #[serde(default)]
     title: Option<String>,
     #[serde(default)]

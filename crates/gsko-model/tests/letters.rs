@@ -126,7 +126,7 @@ fn unreadable_letter() -> Letter {
 fn deliver_ade() -> DecisionDelivery {
     DecisionDelivery {
         decision_id: "ezd-1284733".into(),
-        case_ref: "FN.3120.7.2026".into(),
+        case_ref: "FN.3120.7.2026".parse().unwrap(),
         title: "Decyzja w sprawie rozłożenia na raty".into(),
         recipient: DecisionRecipient {
             name: "Jan Kowalski".into(),
@@ -157,7 +157,7 @@ fn delivered_upd() -> DecisionDelivered {
         }),
         reason: None,
         recipient_pesel: None,
-        case_ref: Some("FN.3120.7.2026".into()),
+        case_ref: Some("FN.3120.7.2026".parse().unwrap()),
         title: None,
         in_reply_to: None,
     }

@@ -812,7 +812,7 @@ fn letter_events(full_address: &Address) -> Vec<EventData> {
         for some in [true, false] {
             data.push(EventData::DecisionDeliver(DecisionDelivery {
                 decision_id: format!("ezd-{j}"),
-                case_ref: "FN.3120.7.2026".into(),
+                case_ref: "FN.3120.7.2026".parse().unwrap(),
                 title: "Decyzja".into(),
                 recipient: DecisionRecipient {
                     name: "Jan Kowalski".into(),
@@ -848,7 +848,7 @@ fn letter_events(full_address: &Address) -> Vec<EventData> {
                 }),
                 reason: (some || failed).then(|| "skrytka nie istnieje".into()),
                 recipient_pesel: some.then(|| "44051401359".parse().unwrap()),
-                case_ref: some.then(|| "FN.3120.7.2026".into()),
+                case_ref: some.then(|| "FN.3120.7.2026".parse().unwrap()),
                 title: some.then(|| "Decyzja w sprawie podatku od nieruchomości".into()),
                 in_reply_to: some.then(|| "epuap-77120345".into()),
             }));
@@ -857,9 +857,43 @@ fn letter_events(full_address: &Address) -> Vec<EventData> {
     for some in [true, false] {
         data.push(EventData::CaseRegistered(CaseRegistered {
             letter_id: "epuap-77120345".into(),
-            case_ref: "FN.3120.7.2026".into(),
+            case_ref: "FN.3120.7.2026".parse().unwrap(),
             rpw: some.then(|| "RPW/1234/2026".into()),
             registered_at: Utc.with_ymd_and_hms(2026, 3, 12, 8, 14, 55).unwrap(),
+            ezd_case_id: some.then(|| "6f1c2b1e-5d1a-4c1e-9d8e-0a4b7c2d9e10".into()),
+            title: some.then(|| "Wniosek o zwrot nadpłaty".into()),
+        }));
+    }
+    for (j, status) in [
+        CaseStatus::Registered,
+        CaseStatus::Assigned,
+        CaseStatus::InProgress,
+        CaseStatus::Postponed,
+        CaseStatus::Suspended,
+        CaseStatus::Resumed,
+        CaseStatus::ReRegistered,
+        CaseStatus::Closed,
+        CaseStatus::Archived,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let some = j % 2 == 0;
+        data.push(EventData::CaseStatusChanged(CaseStatusChanged {
+            case_ref: if some {
+                "FN.3120.7.2026"
+            } else {
+                "OŚ-A.6131.2.1.2026.ŁK"
+            }
+            .parse()
+            .unwrap(),
+            ezd_case_id: format!("sprawa-{j}"),
+            status,
+            at: Utc.with_ymd_and_hms(2026, 3, 20, 10, 1, 0).unwrap(),
+            seq: u32::try_from(j).unwrap() + 1,
+            title: some.then(|| "Wniosek o zwrot nadpłaty".into()),
+            source_status: some.then(|| "3 Zawieszona".into()),
+            due_on: some.then(|| d(2026, 4, 11)),
         }));
     }
     data

@@ -45,7 +45,7 @@ where
 fn command(decision_id: &str) -> DecisionDelivery {
     DecisionDelivery {
         decision_id: decision_id.to_owned(),
-        case_ref: "FN.3120.1.2026".to_owned(),
+        case_ref: "FN.3120.1.2026".parse().unwrap(),
         title: "Decyzja w sprawie wymiaru podatku od nieruchomości na 2026 r.".to_owned(),
         recipient: DecisionRecipient {
             name: "Jan Kowalski".to_owned(),
