@@ -132,6 +132,21 @@ impl Store for FlakyStore {
     ) -> Result<Vec<gsko_model::DecisionDelivered>, StoreError> {
         self.inner.resident_decisions(tenant, pesel).await
     }
+    async fn resident_cases(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+    ) -> Result<Vec<gsko_store::CaseView>, StoreError> {
+        self.inner.resident_cases(tenant, pesel).await
+    }
+    async fn resident_case(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+        case_ref: &gsko_model::CaseRef,
+    ) -> Result<Option<gsko_store::CaseView>, StoreError> {
+        self.inner.resident_case(tenant, pesel, case_ref).await
+    }
     async fn letters(
         &self,
         tenant: &Teryt,

@@ -6,6 +6,7 @@
 //! resident is unknown (404), so a key cannot probe other municipalities.
 //! The OpenAPI document is `schemas/openapi.yaml`, served at `/openapi.yaml`.
 
+mod cases;
 mod due;
 mod filing;
 mod letters;
@@ -246,6 +247,11 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
         (
             "/v1/tenants/{teryt}/resident/decisions",
             get(letters::decisions),
+        ),
+        ("/v1/tenants/{teryt}/resident/cases", get(cases::cases)),
+        (
+            "/v1/tenants/{teryt}/resident/cases/{case_ref}",
+            get(cases::case),
         ),
         (
             "/v1/tenants/{teryt}/resident/payment-orders",

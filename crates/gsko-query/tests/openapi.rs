@@ -132,7 +132,10 @@ async fn documented_paths_are_exactly_the_served_routes() {
     let app = app(true).await;
     let mut served = BTreeSet::new();
     for path in gsko_query::route_paths() {
-        let url = path.replace("{teryt}", T1).replace("{basket_id}", "x");
+        let url = path
+            .replace("{teryt}", T1)
+            .replace("{basket_id}", "x")
+            .replace("{case_ref}", "FN.3120.1.2026");
         for m in METHODS {
             let m = m.to_ascii_uppercase();
             let mut req = Req::get(url.as_str(), None, None);
@@ -327,6 +330,28 @@ async fn every_answer_matches_the_document() {
             get(&doc_path, url(T1), Some("k-all"), None, 400),
         ]);
     }
+    // Cases: a resident without any gets an empty list; one case by its znak, percent-encoded.
+    let cases_url = |t: &str| format!("/v1/tenants/{t}/resident/cases");
+    let case_url = |r: &str| format!("/v1/tenants/{T1}/resident/cases/{r}");
+    cases.extend([
+        get(CASES, cases_url(T1), Some("k-all"), Some(JAN), 200),
+        get(CASES, cases_url(T1), Some("k-all"), Some(ANNA), 200),
+        get(CASES, cases_url(T2), Some("k-t1"), Some(JAN), 404),
+        get(CASES, cases_url("1465017"), Some("k-all"), Some(JAN), 400),
+        get(CASES, cases_url(T1), Some("nope"), Some(JAN), 401),
+        get(CASES, cases_url(T1), Some("k-all"), None, 400),
+        get(CASE, case_url(MOVED), Some("k-all"), Some(JAN), 200),
+        get(
+            CASE,
+            case_url("FN.3120.2025"),
+            Some("k-all"),
+            Some(JAN),
+            400,
+        ),
+        get(CASE, case_url(MOVED), Some("k-all"), Some(ANNA), 404),
+        get(CASE, case_url(MOVED), Some("nope"), Some(JAN), 401),
+        get(CASE, case_url(MOVED), Some("k-all"), None, 400),
+    ]);
     let admin_letters = "/v1/tenants/{teryt}/admin/letters";
     cases.extend([
         get(
@@ -399,6 +424,7 @@ async fn every_answer_matches_the_document() {
     assert_eq!(states, ["answered", "registered"], "{v}");
     assert_eq!(v["letters"][1]["case"]["case_ref"], "FN.3120.2.2026");
     assert_eq!(v["letters"][0]["answer"]["decision_id"], "ezd-1");
+    cases_of_jan(&mut run).await;
     let v = run
         .run(get(
             "/v1/tenants/{teryt}/admin/letters",
@@ -701,6 +727,102 @@ async fn every_answer_matches_the_document() {
             }
         }
     }
+}
+
+const CASES: &str = "/v1/tenants/{teryt}/resident/cases";
+const CASE: &str = "/v1/tenants/{teryt}/resident/cases/{case_ref}";
+/// `OŚ.6131.2.2026`, percent-encoded: Jan's case after EZD moved it from `FN.3120.1.2026`.
+const MOVED: &str = "O%C5%9A.6131.2.2026";
+
+/// Jan's two cases (see the fixtures): epuap-2's, just registered, and epuap-1's, moved under
+/// another znak and closed, with the decision that answered the letter.
+async fn cases_of_jan(run: &mut Run) {
+    let case_url = |r: &str| format!("/v1/tenants/{T1}/resident/cases/{r}");
+    let k = Some("k-all");
+    let v = run
+        .run(get(
+            CASES,
+            format!("/v1/tenants/{T1}/resident/cases"),
+            k,
+            Some(JAN),
+            200,
+        ))
+        .await;
+    let refs: Vec<&str> = v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["case_ref"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        refs,
+        ["FN.3120.2.2026", "OŚ.6131.2.2026"],
+        "newest first: {v}"
+    );
+    let fresh = &v["cases"][0];
+    assert_eq!(fresh["status"], "registered");
+    assert_eq!(
+        fresh["timeline"],
+        json!([{"seq": 0, "status": "registered", "at": "2026-11-21T08:00:00Z"}])
+    );
+    assert_eq!(fresh["letters"][0]["letter_id"], "epuap-2");
+    assert_eq!(fresh["decisions"], json!([]));
+    let moved = &v["cases"][1];
+    assert_eq!(
+        moved["status"], "closed",
+        "the highest seq, whatever the order: {moved}"
+    );
+    assert_eq!(moved["ezd_case_id"], "ezd-case-1");
+    assert_eq!(moved["due_on"], "2026-12-20");
+    let timeline: Vec<(i64, &str)> = moved["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["seq"].as_i64().unwrap(), e["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        timeline,
+        [
+            (1, "registered"),
+            (2, "assigned"),
+            (3, "re_registered"),
+            (4, "closed")
+        ]
+    );
+    assert_eq!(
+        moved["letters"],
+        json!([{"letter_id": "epuap-1", "title": "Wniosek epuap-1", "received_at": "2026-11-20T09:00:00Z"}])
+    );
+    assert_eq!(moved["decisions"][0]["decision_id"], "ezd-1");
+
+    // One case, by the znak it has now (percent-encoded) or the one the letter got.
+    for r in [MOVED, "FN.3120.1.2026"] {
+        let one = run.run(get(CASE, case_url(r), k, Some(JAN), 200)).await;
+        assert_eq!(&one, moved, "{r}");
+    }
+    // A malformed znak: the message names the part that is wrong.
+    let bad = run
+        .run(get(CASE, case_url("FN.31200.1.2026"), k, Some(JAN), 400))
+        .await;
+    assert_eq!(bad["message"], "JRWA symbol must be 1 to 4 digits", "{bad}");
+    // A case nobody has and a case of someone else's answer alike.
+    let unknown = run
+        .run(get(CASE, case_url("FN.3120.7.2026"), k, Some(JAN), 404))
+        .await;
+    let someone_elses = run
+        .run(get(CASE, case_url(MOVED), k, Some(ANNA), 404))
+        .await;
+    assert_eq!(unknown, someone_elses);
+    let none = run
+        .run(get(
+            CASES,
+            format!("/v1/tenants/{T1}/resident/cases"),
+            k,
+            Some(ANNA),
+            200,
+        ))
+        .await;
+    assert_eq!(none["cases"], json!([]), "Anna signed no letter here");
 }
 
 #[tokio::test]

@@ -50,9 +50,11 @@ pub(crate) const RESIDENT_ANSWERS: &str =
      WHERE d.tenant = $1 AND d.in_reply_to IN
          (SELECT l.letter_id FROM letters l WHERE l.tenant = $1 AND l.signer_pesel = $2)";
 
+/// `$1` tenant, `$2` letter, `$3` znak sprawy, `$4` EZD's id of the case (may be NULL), `$5`
+/// registered at, `$6` payload.
 pub(crate) const CASE_INSERT: &str =
-    "INSERT INTO letter_cases (tenant, letter_id, case_ref, registered_at, payload)
-     VALUES ($1, $2, $3, $4, $5)
+    "INSERT INTO letter_cases (tenant, letter_id, case_ref, ezd_case_id, registered_at, payload)
+     VALUES ($1, $2, $3, $4, $5, $6)
      ON CONFLICT (tenant, letter_id) DO NOTHING";
 
 /// The cases of the letters of `RESIDENT_LETTERS`.

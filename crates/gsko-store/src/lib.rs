@@ -17,6 +17,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use gsko_model::{Event, Pesel, Teryt};
 use serde::Serialize;
 
+pub mod cases_view;
+pub mod cases_work;
 pub mod delivery;
 mod delivery_sql;
 mod error;
@@ -31,6 +33,8 @@ mod read;
 pub mod sqlite;
 pub mod view;
 
+pub use cases_view::{CaseLetter, CaseView, TimelineEntry};
+pub use cases_work::*;
 pub use delivery::{Claimed, DeliveryRecord, DeliveryState, DeliveryStore};
 pub use filing::{
     FilingOutcome, FilingRecord, FilingRoute, FilingStatus, FilingStore, FilingUpdate, NewFiling,
@@ -126,6 +130,24 @@ pub trait Store: Send + Sync {
         tenant: &Teryt,
         pesel: &Pesel,
     ) -> Result<Vec<gsko_model::DecisionDelivered>, StoreError>;
+
+    /// The cases this resident's letters went to (the letters their signature names), newest
+    /// registration first, each with its status, timeline, letters and decisions.
+    async fn resident_cases(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+    ) -> Result<Vec<CaseView>, StoreError>;
+
+    /// One of [`Store::resident_cases`] by its znak sprawy (the one it has now, or one it had
+    /// before a re-registration). `None` both when the tenant knows no such case and when it is
+    /// not this resident's, so that a caller cannot tell the two apart.
+    async fn resident_case(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+        case_ref: &gsko_model::CaseRef,
+    ) -> Result<Option<CaseView>, StoreError>;
 
     /// Letters for an admin, newest first; with `flagged_only`, those with any problem
     /// (unsigned, signature not valid, a mismatch, an unreadable part).

@@ -5,7 +5,8 @@
 //! in Postgres refuses to touch one row twice, and counting must not depend on the backend, so
 //! the batch is reduced first: per key only the highest version stays (the first one seen on a
 //! tie, which is what applying them one after the other would keep). An event dropped here
-//! writes no row, so it counts as ignored (`ignored = events - rows written`). The rows are sorted by key so that concurrent transactions (several
+//! writes no row, so it counts as ignored (`ignored = events - rows written`); a case's status
+//! change writes two rows and counts by its timeline entry (the fact it adds). The rows are sorted by key so that concurrent transactions (several
 //! daemon instances) lock rows in the same order and cannot deadlock each other.
 
 use crate::StoreError;
@@ -148,7 +149,31 @@ pub(crate) struct CaseRow<'a> {
     pub tenant: &'a str,
     pub letter_id: &'a str,
     pub case_ref: &'a str,
+    pub ezd_case_id: Option<&'a str>,
     pub registered_at: DateTime<Utc>,
+    pub payload: String,
+}
+
+/// A case's latest status (`cases`), replaced only by a higher `seq`.
+pub(crate) struct CaseStatusRow<'a> {
+    pub tenant: &'a str,
+    pub ezd_case_id: &'a str,
+    pub case_ref: &'a str,
+    pub status: &'static str,
+    pub seq: i64,
+    pub changed_at: DateTime<Utc>,
+    pub title: Option<&'a str>,
+    pub due_on: Option<NaiveDate>,
+    pub payload: String,
+}
+
+/// One change of a case (`case_timeline`): a fact per (case, seq).
+pub(crate) struct TimelineRow<'a> {
+    pub tenant: &'a str,
+    pub ezd_case_id: &'a str,
+    pub seq: i64,
+    pub status: &'static str,
+    pub at: DateTime<Utc>,
     pub payload: String,
 }
 
@@ -186,6 +211,8 @@ pub(crate) struct Plan<'a> {
     pub letters: Vec<LetterRow<'a>>,
     pub decisions: Vec<DecisionRow<'a>>,
     pub cases: Vec<CaseRow<'a>>,
+    pub case_statuses: Vec<CaseStatusRow<'a>>,
+    pub case_timeline: Vec<TimelineRow<'a>>,
 }
 
 /// Keeps, per key, the event with the highest version (the first on a tie).
@@ -201,7 +228,11 @@ impl<'a, K: Ord, T> Latest<'a, K, T> {
     }
 
     fn offer(&mut self, key: K, event: &'a Event, data: &'a T) {
-        let version = event.source_version;
+        self.offer_version(key, event.source_version, event, data);
+    }
+
+    /// Like `offer`, ordered by a version the payload carries (a case change's `seq`).
+    fn offer_version(&mut self, key: K, version: i64, event: &'a Event, data: &'a T) {
         match self.map.entry(key) {
             Entry::Vacant(v) => {
                 v.insert((version, event, data));
@@ -295,6 +326,8 @@ impl<'a> Plan<'a> {
         let mut letters = Latest::new();
         let mut decisions = Latest::new();
         let mut cases = Latest::new();
+        let mut case_statuses = Latest::new();
+        let mut case_timeline = Latest::new();
         for e in events {
             let t = e.tenant.as_str();
             match &e.data {
@@ -338,6 +371,18 @@ impl<'a> Plan<'a> {
                 // Commands to connectors: not part of the view.
                 EventData::LetterRegister(_) | EventData::DecisionDeliver(_) => {}
                 EventData::CaseRegistered(d) => cases.offer_first((t, d.letter_id.as_str()), e, d),
+                // A case's status is replaced only by a higher seq (the schema makes it the
+                // event's source version too; the payload's own number decides, as it is the
+                // one the timeline is keyed by); each change is a fact of the timeline.
+                EventData::CaseStatusChanged(d) => {
+                    case_statuses.offer_version(
+                        (t, d.ezd_case_id.as_str()),
+                        i64::from(d.seq),
+                        e,
+                        d,
+                    );
+                    case_timeline.offer_first((t, d.ezd_case_id.as_str(), d.seq), e, d);
+                }
             }
         }
         let mut plan = Plan::default();
@@ -491,8 +536,32 @@ impl<'a> Plan<'a> {
             plan.cases.push(CaseRow {
                 tenant: e.tenant.as_str(),
                 letter_id: &d.letter_id,
-                case_ref: &d.case_ref,
+                case_ref: d.case_ref.as_str(),
+                ezd_case_id: d.ezd_case_id.as_deref(),
                 registered_at: d.registered_at,
+                payload: to_json(e, d)?,
+            });
+        }
+        for (e, d) in case_statuses.into_values() {
+            plan.case_statuses.push(CaseStatusRow {
+                tenant: e.tenant.as_str(),
+                ezd_case_id: &d.ezd_case_id,
+                case_ref: d.case_ref.as_str(),
+                status: d.status.as_str(),
+                seq: i64::from(d.seq),
+                changed_at: d.at,
+                title: d.title.as_deref(),
+                due_on: d.due_on,
+                payload: to_json(e, d)?,
+            });
+        }
+        for (e, d) in case_timeline.into_values() {
+            plan.case_timeline.push(TimelineRow {
+                tenant: e.tenant.as_str(),
+                ezd_case_id: &d.ezd_case_id,
+                seq: i64::from(d.seq),
+                status: d.status.as_str(),
+                at: d.at,
                 payload: to_json(e, d)?,
             });
         }

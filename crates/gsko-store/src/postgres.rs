@@ -505,6 +505,120 @@ async fn insert_unmatched(tx: &mut Tx<'_>, plan: &Plan<'_>) -> Result<u64, Store
     Ok(done.rows_affected())
 }
 
+/// Case status changes: the latest status per case (replaced only by a higher seq) and one
+/// timeline entry per (case, seq). Counted by the timeline entries inserted, one per event
+/// that added a change the view did not have.
+async fn upsert_cases(tx: &mut Tx<'_>, plan: &Plan<'_>) -> Result<u64, StoreError> {
+    let rows = &plan.case_statuses;
+    if !rows.is_empty() {
+        let tenant: Vec<&str> = rows.iter().map(|r| r.tenant).collect();
+        let id: Vec<&str> = rows.iter().map(|r| r.ezd_case_id).collect();
+        let case_ref: Vec<&str> = rows.iter().map(|r| r.case_ref).collect();
+        let status: Vec<&str> = rows.iter().map(|r| r.status).collect();
+        let seq: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        let changed_at: Vec<DateTime<Utc>> = rows.iter().map(|r| r.changed_at).collect();
+        let title: Vec<Option<&str>> = rows.iter().map(|r| r.title).collect();
+        let due_on: Vec<Option<NaiveDate>> = rows.iter().map(|r| r.due_on).collect();
+        let payload: Vec<&str> = rows.iter().map(|r| r.payload.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO cases AS k (tenant, ezd_case_id, case_ref, status, seq, changed_at, title, due_on, payload)
+             SELECT u.tenant, u.ezd_case_id, u.case_ref, u.status, u.seq, u.changed_at, u.title, u.due_on, u.payload::jsonb
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[], $7::text[], $8::date[], $9::text[])
+                  AS u(tenant, ezd_case_id, case_ref, status, seq, changed_at, title, due_on, payload)
+             ON CONFLICT (tenant, ezd_case_id) DO UPDATE SET
+                 case_ref = excluded.case_ref, status = excluded.status, seq = excluded.seq,
+                 changed_at = excluded.changed_at, title = excluded.title, due_on = excluded.due_on,
+                 payload = excluded.payload
+             WHERE excluded.seq > k.seq",
+        )
+        .bind(&tenant)
+        .bind(&id)
+        .bind(&case_ref)
+        .bind(&status)
+        .bind(&seq)
+        .bind(&changed_at)
+        .bind(&title)
+        .bind(&due_on)
+        .bind(&payload)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| map_sqlx("upsert cases", e))?;
+    }
+    let rows = &plan.case_timeline;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let tenant: Vec<&str> = rows.iter().map(|r| r.tenant).collect();
+    let id: Vec<&str> = rows.iter().map(|r| r.ezd_case_id).collect();
+    let seq: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    let status: Vec<&str> = rows.iter().map(|r| r.status).collect();
+    let at: Vec<DateTime<Utc>> = rows.iter().map(|r| r.at).collect();
+    let payload: Vec<&str> = rows.iter().map(|r| r.payload.as_str()).collect();
+    let done = sqlx::query(
+        "INSERT INTO case_timeline (tenant, ezd_case_id, seq, status, at, payload)
+         SELECT u.tenant, u.ezd_case_id, u.seq, u.status, u.at, u.payload::jsonb
+         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::timestamptz[], $6::text[])
+              AS u(tenant, ezd_case_id, seq, status, at, payload)
+         ON CONFLICT (tenant, ezd_case_id, seq) DO NOTHING",
+    )
+    .bind(&tenant)
+    .bind(&id)
+    .bind(&seq)
+    .bind(&status)
+    .bind(&at)
+    .bind(&payload)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| map_sqlx("insert case timeline", e))?;
+    Ok(done.rows_affected())
+}
+
+impl PgStore {
+    /// The rows of one resident's cases, read in one snapshot.
+    async fn case_rows(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+    ) -> Result<crate::cases_view::CaseRows, StoreError> {
+        let op = "read resident cases";
+        let (t, p) = (tenant.as_str(), pesel.as_str());
+        let mut tx = self.pool.begin().await.map_err(|e| map_sqlx(op, e))?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_sqlx(op, e))?;
+        let mut rows = crate::cases_view::CaseRows::default();
+        for (sql, out) in [
+            (
+                crate::letters::RESIDENT_CASES.to_owned(),
+                &mut rows.registrations,
+            ),
+            (
+                crate::letters::RESIDENT_LETTERS.to_owned(),
+                &mut rows.letters,
+            ),
+            (crate::cases_view::resident_case_rows_sql(), &mut rows.cases),
+            (
+                crate::cases_view::resident_timeline_sql(),
+                &mut rows.timeline,
+            ),
+            (
+                crate::letters::RESIDENT_DECISIONS.to_owned(),
+                &mut rows.decisions,
+            ),
+        ] {
+            *out = sqlx::query_scalar(&sql)
+                .bind(t)
+                .bind(p)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| map_sqlx(op, e))?;
+        }
+        tx.commit().await.map_err(|e| map_sqlx(op, e))?;
+        Ok(rows)
+    }
+}
+
 fn json_value(payload: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(payload).map_err(|e| StoreError::Database(format!("payload: {e}")))
 }
@@ -531,6 +645,7 @@ async fn insert_letters(tx: &mut Tx<'_>, plan: &Plan<'_>) -> Result<u64, StoreEr
             .bind(r.tenant)
             .bind(r.letter_id)
             .bind(r.case_ref)
+            .bind(r.ezd_case_id)
             .bind(r.registered_at)
             .bind(sqlx::types::Json(json_value(&r.payload)?))
             .execute(&mut **tx)
@@ -579,6 +694,7 @@ impl Store for PgStore {
         applied += insert_bookings(&mut tx, &plan).await?;
         applied += insert_unmatched(&mut tx, &plan).await?;
         applied += insert_letters(&mut tx, &plan).await?;
+        applied += upsert_cases(&mut tx, &plan).await?;
         tx.commit().await.map_err(|e| map_sqlx("commit apply", e))?;
         let total = events.len() as u64;
         Ok(ApplyOutcome {
@@ -808,6 +924,23 @@ impl Store for PgStore {
         rows.iter()
             .map(|r| crate::letters::decode("decision_deliveries", r))
             .collect()
+    }
+
+    async fn resident_cases(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+    ) -> Result<Vec<crate::CaseView>, StoreError> {
+        crate::cases_view::case_views(self.case_rows(tenant, pesel).await?)
+    }
+
+    async fn resident_case(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+        case_ref: &gsko_model::CaseRef,
+    ) -> Result<Option<crate::CaseView>, StoreError> {
+        crate::cases_view::case_view(self.case_rows(tenant, pesel).await?, case_ref)
     }
 
     async fn letters(

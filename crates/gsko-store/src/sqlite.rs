@@ -277,6 +277,7 @@ async fn write(tx: &mut Transaction<'_, Sqlite>, plan: &Plan<'_>) -> Result<u64,
         .rows_affected();
     }
     applied += write_payments(tx, plan).await?;
+    applied += write_cases(tx, plan).await?;
     Ok(applied)
 }
 
@@ -378,6 +379,7 @@ async fn write_payments(
             .bind(r.tenant)
             .bind(r.letter_id)
             .bind(r.case_ref)
+            .bind(r.ezd_case_id)
             .bind(to_micros(r.registered_at))
             .bind(&r.payload)
             .execute(&mut **tx)
@@ -400,6 +402,95 @@ async fn write_payments(
             .rows_affected();
     }
     Ok(applied)
+}
+
+/// Case status changes: the latest status per case (replaced only by a higher seq) and one
+/// timeline entry per (case, seq), counted by the timeline entries inserted.
+async fn write_cases(tx: &mut Transaction<'_, Sqlite>, plan: &Plan<'_>) -> Result<u64, StoreError> {
+    for r in &plan.case_statuses {
+        sqlx::query(
+            "INSERT INTO cases AS k (tenant, ezd_case_id, case_ref, status, seq, changed_at, title, due_on, payload)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (tenant, ezd_case_id) DO UPDATE SET
+                 case_ref = excluded.case_ref, status = excluded.status, seq = excluded.seq,
+                 changed_at = excluded.changed_at, title = excluded.title, due_on = excluded.due_on,
+                 payload = excluded.payload
+             WHERE excluded.seq > k.seq",
+        )
+        .bind(r.tenant)
+        .bind(r.ezd_case_id)
+        .bind(r.case_ref)
+        .bind(r.status)
+        .bind(r.seq)
+        .bind(to_micros(r.changed_at))
+        .bind(r.title)
+        .bind(r.due_on)
+        .bind(&r.payload)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| map_sqlx("upsert cases", e))?;
+    }
+    let mut applied = 0;
+    for r in &plan.case_timeline {
+        applied += sqlx::query(
+            "INSERT INTO case_timeline (tenant, ezd_case_id, seq, status, at, payload)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (tenant, ezd_case_id, seq) DO NOTHING",
+        )
+        .bind(r.tenant)
+        .bind(r.ezd_case_id)
+        .bind(r.seq)
+        .bind(r.status)
+        .bind(to_micros(r.at))
+        .bind(&r.payload)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| map_sqlx("insert case timeline", e))?
+        .rows_affected();
+    }
+    Ok(applied)
+}
+
+impl SqliteStore {
+    /// The rows of one resident's cases, read in one (WAL) snapshot.
+    async fn case_rows(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+    ) -> Result<crate::cases_view::CaseRows, StoreError> {
+        let op = "read resident cases";
+        let (t, p) = (tenant.as_str(), pesel.as_str());
+        let mut tx = self.pool.begin().await.map_err(|e| map_sqlx(op, e))?;
+        let mut rows = crate::cases_view::CaseRows::default();
+        for (sql, out) in [
+            (
+                crate::letters::RESIDENT_CASES.to_owned(),
+                &mut rows.registrations,
+            ),
+            (
+                crate::letters::RESIDENT_LETTERS.to_owned(),
+                &mut rows.letters,
+            ),
+            (crate::cases_view::resident_case_rows_sql(), &mut rows.cases),
+            (
+                crate::cases_view::resident_timeline_sql(),
+                &mut rows.timeline,
+            ),
+            (
+                crate::letters::RESIDENT_DECISIONS.to_owned(),
+                &mut rows.decisions,
+            ),
+        ] {
+            *out = sqlx::query_scalar(&sql)
+                .bind(t)
+                .bind(p)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| map_sqlx(op, e))?;
+        }
+        tx.commit().await.map_err(|e| map_sqlx(op, e))?;
+        Ok(rows)
+    }
 }
 
 #[async_trait]
@@ -633,6 +724,23 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|r| crate::letters::decode("decision_deliveries", r))
             .collect()
+    }
+
+    async fn resident_cases(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+    ) -> Result<Vec<crate::CaseView>, StoreError> {
+        crate::cases_view::case_views(self.case_rows(tenant, pesel).await?)
+    }
+
+    async fn resident_case(
+        &self,
+        tenant: &Teryt,
+        pesel: &Pesel,
+        case_ref: &gsko_model::CaseRef,
+    ) -> Result<Option<crate::CaseView>, StoreError> {
+        crate::cases_view::case_view(self.case_rows(tenant, pesel).await?, case_ref)
     }
 
     async fn letters(

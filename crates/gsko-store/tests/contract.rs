@@ -57,6 +57,10 @@ contract_tests!(
     virtual_account_names_the_account,
     nul_characters_are_refused_alike,
     letters_are_shown_to_their_signer_and_answered_by_decisions,
+    case_changes_out_of_order_and_twice_keep_the_highest_seq_and_one_entry_each,
+    a_case_is_shown_to_its_letters_signer_only,
+    a_decision_under_the_cases_znak_is_shown_in_the_case,
+    a_re_registered_case_still_links_by_its_ezd_id,
 );
 
 const A: &str = "1465011";
@@ -1922,7 +1926,7 @@ mod letter_scenarios_support {
             }),
             reason: None,
             recipient_pesel: Some(to.clone()),
-            case_ref: Some("FN.3120.1.2026".into()),
+            case_ref: Some("FN.3120.1.2026".parse().unwrap()),
             title: Some("Decyzja".into()),
             in_reply_to: in_reply_to.map(str::to_owned),
         }
@@ -2056,9 +2060,11 @@ mod scenarios_letters {
         // EZD registers epuap-2: it shows as registered with its case, once.
         let case = gsko_model::CaseRegistered {
             letter_id: "epuap-2".into(),
-            case_ref: "FN.3120.2.2026".into(),
+            case_ref: "FN.3120.2.2026".parse().unwrap(),
             rpw: Some("RPW/7/2026".into()),
             registered_at: at(1_700_000_000),
+            ezd_case_id: None,
+            title: None,
         };
         let registered = ev(&t, 1, EventData::CaseRegistered(case.clone()));
         assert_eq!(
@@ -2096,7 +2102,336 @@ mod scenarios_letters {
     }
 }
 
+mod scenarios_cases {
+    use super::letter_scenarios_support::*;
+    use super::*;
+    use gsko_model::{CaseRegistered, CaseStatus, CaseStatusChanged, Pesel, SignatureStatus};
+    use gsko_store::TimelineEntry;
+
+    fn znak(s: &str) -> gsko_model::CaseRef {
+        s.parse().unwrap()
+    }
+
+    fn signed(t: &Teryt, id: &str, by: &Pesel, day: u32) -> Event {
+        ev(
+            t,
+            1,
+            EventData::LetterReceived(letter(id, Some(by), SignatureStatus::Valid, day)),
+        )
+    }
+
+    fn registered(t: &Teryt, letter: &str, case_ref: &str, ezd: Option<&str>, secs: i64) -> Event {
+        ev(
+            t,
+            1,
+            EventData::CaseRegistered(CaseRegistered {
+                letter_id: letter.into(),
+                case_ref: znak(case_ref),
+                rpw: None,
+                registered_at: at(secs),
+                ezd_case_id: ezd.map(str::to_owned),
+                title: Some("Wniosek o raty".into()),
+            }),
+        )
+    }
+
+    fn change(ezd: &str, case_ref: &str, seq: u32, status: CaseStatus) -> CaseStatusChanged {
+        CaseStatusChanged {
+            case_ref: znak(case_ref),
+            ezd_case_id: ezd.into(),
+            status,
+            at: at(1000 * i64::from(seq)),
+            seq,
+            title: None,
+            source_status: None,
+            due_on: None,
+        }
+    }
+
+    fn changed(t: &Teryt, c: CaseStatusChanged) -> Event {
+        ev(t, i64::from(c.seq), EventData::CaseStatusChanged(c))
+    }
+
+    fn entries(timeline: &[TimelineEntry]) -> Vec<(u32, CaseStatus)> {
+        timeline.iter().map(|e| (e.seq, e.status)).collect()
+    }
+
+    pub async fn case_changes_out_of_order_and_twice_keep_the_highest_seq_and_one_entry_each(
+        store: Arc<dyn Store>,
+    ) {
+        let t = teryt(A);
+        let jan = pesel(1);
+        let r = "FN.3120.7.2026";
+        store
+            .apply(&[
+                signed(&t, "epuap-1", &jan, 20),
+                registered(&t, "epuap-1", r, Some("E-7"), 0),
+            ])
+            .await
+            .unwrap();
+        let mut suspended = change("E-7", r, 3, CaseStatus::Suspended);
+        suspended.due_on = Some(date(2026, 12, 31));
+        suspended.title = Some("Rozłożenie zaległości na raty".into());
+        let first = changed(&t, change("E-7", r, 1, CaseStatus::Registered));
+        let second = changed(&t, change("E-7", r, 2, CaseStatus::Assigned));
+        let third = changed(&t, suspended);
+        // The newest first, then the oldest, then the middle one twice in one batch beside a
+        // redelivery of the newest: each change counts once.
+        let applied = |o: ApplyOutcome| (o.applied, o.ignored);
+        assert_eq!(
+            applied(store.apply(std::slice::from_ref(&third)).await.unwrap()),
+            (1, 0)
+        );
+        assert_eq!(
+            applied(store.apply(std::slice::from_ref(&first)).await.unwrap()),
+            (1, 0)
+        );
+        assert_eq!(
+            applied(
+                store
+                    .apply(&[second.clone(), second.clone(), third.clone()])
+                    .await
+                    .unwrap()
+            ),
+            (1, 2)
+        );
+        assert_eq!(
+            applied(store.apply(&[first, second, third]).await.unwrap()),
+            (0, 3),
+            "a replay changes nothing"
+        );
+
+        let cases = store.resident_cases(&t, &jan).await.unwrap();
+        assert_eq!(cases.len(), 1, "{cases:?}");
+        let c = &cases[0];
+        assert_eq!(c.status, CaseStatus::Suspended, "the highest seq wins");
+        assert_eq!(c.case_ref, znak(r));
+        assert_eq!(c.ezd_case_id.as_deref(), Some("E-7"));
+        assert_eq!(c.due_on, Some(date(2026, 12, 31)));
+        assert_eq!(c.title.as_deref(), Some("Rozłożenie zaległości na raty"));
+        assert_eq!(c.registered_at, at(0));
+        assert_eq!(
+            entries(&c.timeline),
+            [
+                (1, CaseStatus::Registered),
+                (2, CaseStatus::Assigned),
+                (3, CaseStatus::Suspended)
+            ],
+            "one entry per seq, oldest first, EZD's own registration instead of GSKO's"
+        );
+        assert_eq!(c.timeline[1].at, at(2000));
+        assert_eq!(
+            store
+                .resident_case(&t, &jan, &znak(r))
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(c)
+        );
+
+        // A later change replaces the status; an older one arriving after it does not.
+        store
+            .apply(&[changed(&t, change("E-7", r, 5, CaseStatus::Closed))])
+            .await
+            .unwrap();
+        store
+            .apply(&[changed(&t, change("E-7", r, 4, CaseStatus::Resumed))])
+            .await
+            .unwrap();
+        let c = store
+            .resident_case(&t, &jan, &znak(r))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.status, CaseStatus::Closed);
+        assert_eq!(c.timeline.len(), 5);
+        assert_eq!(c.timeline[3].status, CaseStatus::Resumed);
+        assert_eq!(c.due_on, None, "the latest change has no deadline");
+    }
+
+    pub async fn a_case_is_shown_to_its_letters_signer_only(store: Arc<dyn Store>) {
+        let (t, other_tenant) = (teryt(A), teryt(B));
+        let (jan, anna, nobody) = (pesel(1), pesel(2), pesel(3));
+        store
+            .apply(&[
+                signed(&t, "epuap-1", &jan, 20),
+                signed(&t, "epuap-2", &jan, 21),
+                signed(&t, "epuap-3", &anna, 22),
+                // Registrations that name no EZD id link by the znak.
+                registered(&t, "epuap-1", "FN.3120.8.2026", None, 100),
+                registered(&t, "epuap-2", "OŚ.6131.2.2026", None, 200),
+                registered(&t, "epuap-3", "FN.3120.9.2026", Some("E-9"), 300),
+                // Another tenant's case with Jan's znak is not this tenant's.
+                signed(&other_tenant, "epuap-1", &jan, 20),
+            ])
+            .await
+            .unwrap();
+        let jans = store.resident_cases(&t, &jan).await.unwrap();
+        let refs: Vec<&str> = jans.iter().map(|c| c.case_ref.as_str()).collect();
+        assert_eq!(refs, ["OŚ.6131.2.2026", "FN.3120.8.2026"], "newest first");
+        let c = &jans[1];
+        assert_eq!(c.status, CaseStatus::Registered, "no change reported yet");
+        assert_eq!(c.ezd_case_id, None);
+        assert_eq!(
+            c.timeline,
+            [TimelineEntry {
+                seq: 0,
+                status: CaseStatus::Registered,
+                at: at(100)
+            }]
+        );
+        assert_eq!(c.letters.len(), 1);
+        assert_eq!(c.letters[0].letter_id, "epuap-1");
+        assert_eq!(c.letters[0].title, "Pismo epuap-1");
+
+        // Nobody else sees them, and asking for one answers as for a case that does not exist.
+        assert!(store.resident_cases(&t, &nobody).await.unwrap().is_empty());
+        assert!(store
+            .resident_cases(&other_tenant, &jan)
+            .await
+            .unwrap()
+            .is_empty());
+        let annas = store.resident_cases(&t, &anna).await.unwrap();
+        assert_eq!(annas.len(), 1);
+        assert_eq!(annas[0].case_ref, znak("FN.3120.9.2026"));
+        for (who, r) in [
+            (&anna, "FN.3120.8.2026"),
+            (&nobody, "FN.3120.8.2026"),
+            (&jan, "FN.3120.9.2026"),
+            (&jan, "FN.3120.99.2026"),
+        ] {
+            assert_eq!(
+                store.resident_case(&t, who, &znak(r)).await.unwrap(),
+                None,
+                "{r}"
+            );
+        }
+        assert_eq!(
+            store
+                .resident_case(&other_tenant, &jan, &znak("FN.3120.8.2026"))
+                .await
+                .unwrap(),
+            None
+        );
+
+        // EZD reports a change of Jan's case under its znak: it links to his letter, and the
+        // registration GSKO saw stays first in the timeline.
+        store
+            .apply(&[changed(
+                &t,
+                change("E-8", "FN.3120.8.2026", 2, CaseStatus::InProgress),
+            )])
+            .await
+            .unwrap();
+        let c = store
+            .resident_case(&t, &jan, &znak("FN.3120.8.2026"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.status, CaseStatus::InProgress);
+        assert_eq!(c.ezd_case_id.as_deref(), Some("E-8"));
+        assert_eq!(
+            entries(&c.timeline),
+            [(0, CaseStatus::Registered), (2, CaseStatus::InProgress)]
+        );
+        assert_eq!(
+            store
+                .resident_case(&t, &anna, &znak("FN.3120.8.2026"))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    pub async fn a_decision_under_the_cases_znak_is_shown_in_the_case(store: Arc<dyn Store>) {
+        let t = teryt(A);
+        let (jan, anna) = (pesel(1), pesel(2));
+        let r = "FN.3120.9.2026";
+        let decision = |id: &str, to: &Pesel, case_ref: &str| {
+            let mut d = delivered(id, to, None);
+            d.case_ref = Some(znak(case_ref));
+            d
+        };
+        let in_case = decision("ezd-9", &jan, r);
+        let elsewhere = decision("ezd-10", &jan, "FN.3120.10.2026");
+        let annas = decision("ezd-11", &anna, r);
+        store
+            .apply(&[
+                signed(&t, "epuap-1", &jan, 20),
+                registered(&t, "epuap-1", r, Some("E-9"), 0),
+                changed(&t, change("E-9", r, 1, CaseStatus::Registered)),
+                changed(&t, change("E-9", r, 2, CaseStatus::Closed)),
+                ev(&t, 1, EventData::DecisionDelivered(in_case.clone())),
+                ev(&t, 1, EventData::DecisionDelivered(elsewhere)),
+                ev(&t, 1, EventData::DecisionDelivered(annas)),
+            ])
+            .await
+            .unwrap();
+        let c = store
+            .resident_case(&t, &jan, &znak(r))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.decisions, [in_case], "only Jan's decision in this case");
+        assert_eq!(c.status, CaseStatus::Closed);
+        assert_eq!(store.resident_cases(&t, &jan).await.unwrap(), [c]);
+    }
+
+    pub async fn a_re_registered_case_still_links_by_its_ezd_id(store: Arc<dyn Store>) {
+        let t = teryt(A);
+        let jan = pesel(1);
+        let (old, new) = ("FN.3120.10.2026", "OŚ.6131.2.2026");
+        store
+            .apply(&[
+                signed(&t, "epuap-1", &jan, 20),
+                registered(&t, "epuap-1", old, Some("E-10"), 0),
+                changed(&t, change("E-10", old, 1, CaseStatus::Registered)),
+            ])
+            .await
+            .unwrap();
+        // EZD moves the case under another znak; a later letter goes to it under the new one,
+        // and a decision is delivered under it.
+        let mut d = delivered("ezd-12", &jan, None);
+        d.case_ref = Some(znak(new));
+        store
+            .apply(&[
+                changed(&t, change("E-10", new, 2, CaseStatus::ReRegistered)),
+                signed(&t, "epuap-2", &jan, 25),
+                registered(&t, "epuap-2", new, Some("E-10"), 5000),
+                ev(&t, 1, EventData::DecisionDelivered(d.clone())),
+            ])
+            .await
+            .unwrap();
+        let cases = store.resident_cases(&t, &jan).await.unwrap();
+        assert_eq!(cases.len(), 1, "one case under both znaki: {cases:?}");
+        let c = &cases[0];
+        assert_eq!(c.case_ref, znak(new));
+        assert_eq!(c.status, CaseStatus::ReRegistered);
+        assert_eq!(c.registered_at, at(0), "the first registration");
+        let letters: Vec<&str> = c.letters.iter().map(|l| l.letter_id.as_str()).collect();
+        assert_eq!(letters, ["epuap-1", "epuap-2"]);
+        assert_eq!(c.decisions, [d]);
+        assert_eq!(
+            entries(&c.timeline),
+            [(1, CaseStatus::Registered), (2, CaseStatus::ReRegistered)]
+        );
+        // Found by the znak it has now and by the one the resident's first letter got.
+        for r in [new, old] {
+            assert_eq!(
+                store
+                    .resident_case(&t, &jan, &znak(r))
+                    .await
+                    .unwrap()
+                    .as_ref(),
+                Some(c),
+                "{r}"
+            );
+        }
+    }
+}
+
 mod scenarios_all {
     pub use super::scenarios::*;
+    pub use super::scenarios_cases::*;
     pub use super::scenarios_letters::*;
 }

@@ -341,12 +341,68 @@ fn events() -> Vec<Event> {
             1,
             EventData::CaseRegistered(CaseRegistered {
                 letter_id: "epuap-2".into(),
-                case_ref: "FN.3120.2.2026".into(),
+                case_ref: "FN.3120.2.2026".parse().unwrap(),
                 rpw: Some("RPW/7/2026".into()),
                 registered_at: chrono::DateTime::parse_from_rfc3339("2026-11-21T08:00:00Z")
                     .unwrap()
                     .with_timezone(&chrono::Utc),
+                ezd_case_id: None,
+                title: None,
             }),
+        ),
+        // EZD registers epuap-1 in a case, moves the case under another znak (another unit
+        // takes it over) and closes it; the changes arrive out of order.
+        ev(
+            T1,
+            1,
+            EventData::CaseRegistered(CaseRegistered {
+                letter_id: "epuap-1".into(),
+                case_ref: "FN.3120.1.2026".parse().unwrap(),
+                rpw: Some("RPW/6/2026".into()),
+                registered_at: instant("2026-11-20T10:00:00Z"),
+                ezd_case_id: Some("ezd-case-1".into()),
+                title: Some("Rozłożenie zaległości na raty".into()),
+            }),
+        ),
+        ev(
+            T1,
+            3,
+            case_changed(
+                3,
+                CaseStatus::ReRegistered,
+                "OŚ.6131.2.2026",
+                "2026-11-24T09:00:00Z",
+            ),
+        ),
+        ev(
+            T1,
+            1,
+            case_changed(
+                1,
+                CaseStatus::Registered,
+                "FN.3120.1.2026",
+                "2026-11-20T10:00:00Z",
+            ),
+        ),
+        ev(
+            T1,
+            4,
+            case_changed(
+                4,
+                CaseStatus::Closed,
+                "OŚ.6131.2.2026",
+                "2026-11-27T11:00:00Z",
+            ),
+        ),
+        ev(
+            T1,
+            2,
+            case_changed(
+                2,
+                CaseStatus::Assigned,
+                "FN.3120.1.2026",
+                "2026-11-21T12:00:00Z",
+            ),
         ),
         ev(
             T1,
@@ -367,12 +423,32 @@ fn events() -> Vec<Event> {
                 }),
                 reason: None,
                 recipient_pesel: Some(Pesel::from_str(JAN).unwrap()),
-                case_ref: Some("FN.3120.1.2026".into()),
+                case_ref: Some("FN.3120.1.2026".parse().unwrap()),
                 title: Some("Decyzja w sprawie raty".into()),
                 in_reply_to: Some("epuap-1".into()),
             }),
         ),
     ]
+}
+
+pub fn instant(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+/// A change of Jan's case `ezd-case-1` (registered from his letter epuap-1).
+pub fn case_changed(seq: u32, status: CaseStatus, case_ref: &str, at: &str) -> EventData {
+    EventData::CaseStatusChanged(CaseStatusChanged {
+        case_ref: case_ref.parse().unwrap(),
+        ezd_case_id: "ezd-case-1".into(),
+        status,
+        at: instant(at),
+        seq,
+        title: Some("Rozłożenie zaległości na raty".into()),
+        source_status: None,
+        due_on: Some(d("2026-12-20")),
+    })
 }
 
 /// A letter signed by `signer`, pulled from the tenant's box.
