@@ -45,6 +45,7 @@ pub mod date;
 pub mod edoreczenia;
 pub mod epuap;
 pub mod epuap_send;
+pub mod ezd;
 pub mod identifiers;
 pub mod ledger;
 pub mod municipalities;
