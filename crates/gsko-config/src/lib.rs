@@ -244,6 +244,87 @@ pub struct TenantConfig {
     pub edoreczenia: Option<EdoreczeniaConfig>,
     #[serde(default)]
     pub delivery: Option<DeliveryConfig>,
+    /// The municipality's EZD: letters are registered there and their cases followed.
+    #[serde(default)]
+    pub ezd: Option<EzdConfig>,
+}
+
+/// The tenant's EZD (document management). `product = "ezdrp"` (EZD RP, Integrator API v2)
+/// is the one adapter so far.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EzdConfig {
+    #[serde(default = "default_ezd_product")]
+    pub product: String,
+    /// Server root; the API is under `{api_url}/ezdrp/integrator/v2`.
+    pub api_url: String,
+    /// The SSO token endpoint, `https://<sso>/connect/token`.
+    pub token_url: String,
+    /// Host of the EZD web application (the API client id derives from it), e.g. `ezd.gmina.pl`.
+    pub web_host: String,
+    /// The office's id in EZD (podmiot, `pid`).
+    pub podmiot_id: String,
+    /// The API key's id (`aki`) and the key itself.
+    pub api_key_id: String,
+    pub api_key: SecretSource,
+    /// The technical user's position (stanowisko) id, sent as header `SID`.
+    pub stanowisko_id: String,
+    /// Other origins (`https://files.ezd.gmina.pl`) EZD's download links may point to.
+    #[serde(default)]
+    pub allowed_file_origins: Vec<String>,
+    /// Seconds between rounds over the open cases (a webhook starts one at once).
+    #[serde(default = "default_ezd_poll_secs")]
+    pub poll_secs: u64,
+    /// How far each closed-cases search reaches back before the previous one ended.
+    #[serde(default = "default_ezd_overlap_secs")]
+    pub overlap_secs: u64,
+    /// Outgoing documents whose file name starts with one of these are decisions to deliver.
+    #[serde(default = "default_decision_prefixes")]
+    pub decision_prefixes: Vec<String>,
+    /// Where letters go: the first rule that matches, else `default_route`.
+    #[serde(default)]
+    pub routes: Vec<EzdRoute>,
+    pub default_route: EzdRoute,
+}
+
+/// A routing rule: which JRWA class a letter's case is in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EzdRoute {
+    /// Only letters of this CRD form (namespace of the document's root element).
+    #[serde(default)]
+    pub form: Option<String>,
+    /// Only letters whose title contains this (case-insensitive).
+    #[serde(default)]
+    pub title_contains: Option<String>,
+    /// EZD's id of the JRWA class (EZD RP `idWykaz`).
+    pub class_id: String,
+    /// The class's JRWA symbol, e.g. `3120`.
+    pub jrwa_symbol: String,
+    /// Archival category, e.g. `B5`.
+    pub archival_category: String,
+    /// Join the resident's open case in this class rather than open a new one.
+    #[serde(default)]
+    pub join_open_case: bool,
+    /// New case title; `{title}` is the letter's title.
+    #[serde(default = "default_case_title")]
+    pub case_title: String,
+}
+
+fn default_ezd_product() -> String {
+    "ezdrp".to_owned()
+}
+const fn default_ezd_poll_secs() -> u64 {
+    60
+}
+const fn default_ezd_overlap_secs() -> u64 {
+    3600
+}
+fn default_decision_prefixes() -> Vec<String> {
+    vec!["Decyzja".to_owned(), "Postanowienie".to_owned()]
+}
+fn default_case_title() -> String {
+    "Pismo: {title}".to_owned()
 }
 
 /// ePUAP (ESP) access of one tenant.
@@ -714,6 +795,9 @@ impl Config {
                         .map_err(|r| ConfigError::invalid(&file, key, r))?;
                 }
             }
+            if let Some(e) = &t.ezd {
+                validate_ezd(&file, e)?;
+            }
             tenants.insert(teryt, (file, t));
         }
         if tenants.is_empty() {
@@ -741,6 +825,77 @@ impl Config {
     pub fn resolve_path(&self, p: &Path) -> PathBuf {
         self.path.parent().unwrap_or(Path::new(".")).join(p)
     }
+}
+
+fn validate_ezd(file: &Path, e: &EzdConfig) -> Result<(), ConfigError> {
+    if e.product != "ezdrp" {
+        return Err(ConfigError::invalid(
+            file,
+            "ezd.product",
+            format!("unknown EZD product {:?} (known: \"ezdrp\")", e.product),
+        ));
+    }
+    validate_url(file, "ezd.api_url", &e.api_url)?;
+    validate_url(file, "ezd.token_url", &e.token_url)?;
+    for o in &e.allowed_file_origins {
+        validate_url(file, "ezd.allowed_file_origins", o)?;
+    }
+    for (key, v) in [
+        ("ezd.web_host", &e.web_host),
+        ("ezd.podmiot_id", &e.podmiot_id),
+        ("ezd.api_key_id", &e.api_key_id),
+        ("ezd.stanowisko_id", &e.stanowisko_id),
+    ] {
+        if v.trim().is_empty() {
+            return Err(ConfigError::invalid(file, key, "must not be empty"));
+        }
+    }
+    e.api_key
+        .resolve()
+        .map_err(|r| ConfigError::invalid(file, "ezd.api_key", r))?;
+    if e.poll_secs == 0 {
+        return Err(ConfigError::invalid(
+            file,
+            "ezd.poll_secs",
+            "must be at least 1",
+        ));
+    }
+    let routes = e
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("ezd.routes[{i}]"), r))
+        .chain(std::iter::once((
+            "ezd.default_route".to_owned(),
+            &e.default_route,
+        )));
+    for (key, r) in routes {
+        if r.class_id.trim().is_empty() || r.archival_category.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                file,
+                format!("{key}.class_id"),
+                "class_id and archival_category must not be empty",
+            ));
+        }
+        if r.jrwa_symbol.is_empty()
+            || r.jrwa_symbol.len() > 4
+            || !r.jrwa_symbol.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(ConfigError::invalid(
+                file,
+                format!("{key}.jrwa_symbol"),
+                "a JRWA symbol is 1 to 4 digits",
+            ));
+        }
+        if !r.case_title.contains("{title}") && r.case_title.split_whitespace().count() < 2 {
+            return Err(ConfigError::invalid(
+                file,
+                format!("{key}.case_title"),
+                "EZD wants a case title of at least two words",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_url(file: &Path, key: &str, url: &str) -> Result<(), ConfigError> {

@@ -76,16 +76,19 @@ pub struct Backends {
     pub deliveries: Arc<dyn gsko_store::DeliveryStore>,
     /// The same database, seen by the filing service.
     pub filings: Arc<dyn gsko_store::FilingStore>,
+    /// The same database, seen by the case service (EZD registrations and watched cases).
+    pub cases: Arc<dyn gsko_store::CaseWorkStore>,
     pub bus: Arc<dyn Bus>,
 }
 
 pub async fn open_backends(cfg: &Config) -> Result<Backends> {
     #[allow(clippy::type_complexity)]
-    let (store, payments, deliveries, filings): (
+    let (store, payments, deliveries, filings, cases): (
         Arc<dyn Store>,
         Arc<dyn gsko_store::PaymentStore>,
         Arc<dyn gsko_store::DeliveryStore>,
         Arc<dyn gsko_store::FilingStore>,
+        Arc<dyn gsko_store::CaseWorkStore>,
     ) = match &cfg.main.database {
         DatabaseConfig::Postgres {
             url,
@@ -100,7 +103,7 @@ pub async fn open_backends(cfg: &Config) -> Result<Backends> {
                     .await
                     .context("connecting to PostgreSQL")?,
             );
-            (pg.clone(), pg.clone(), pg.clone(), pg)
+            (pg.clone(), pg.clone(), pg.clone(), pg.clone(), pg)
         }
         DatabaseConfig::Sqlite { path } => {
             let path = cfg.resolve_path(path);
@@ -109,7 +112,7 @@ pub async fn open_backends(cfg: &Config) -> Result<Backends> {
                     .await
                     .with_context(|| format!("opening SQLite database {}", path.display()))?,
             );
-            (lite.clone(), lite.clone(), lite.clone(), lite)
+            (lite.clone(), lite.clone(), lite.clone(), lite.clone(), lite)
         }
     };
     let bus: Arc<dyn Bus> = match &cfg.main.bus {
@@ -154,6 +157,7 @@ pub async fn open_backends(cfg: &Config) -> Result<Backends> {
         payments,
         deliveries,
         filings,
+        cases,
         bus,
     })
 }
@@ -424,6 +428,7 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
         payments: payment_store,
         deliveries,
         filings,
+        cases,
         bus,
     } = open_backends(&cfg).await?;
     let (tx, rx) = watch::channel(false);
@@ -499,6 +504,11 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
     if let Some(d) = delivery {
         epuap_tasks.push(crate::delivery::spawn(d, &bus, &rx));
     }
+    // The EZD connector: tenants with [ezd] register letters and follow their cases.
+    let case_service = crate::cases::service(&cfg, cases).context("starting the EZD connector")?;
+    if let Some(c) = &case_service {
+        epuap_tasks.extend(crate::cases::spawn(c.clone(), &bus, &rx));
+    }
     // Filing through GSKO: tenants whose [epuap] names the PZ signing service.
     let filing =
         gsko_filing::FilingService::from_config(filings, &cfg, crate::payments::public_url(&cfg))
@@ -512,6 +522,9 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
     if let Some(service) = payment_tasks.service.take() {
         app_extra = gsko_payments::notify::routes(service.clone());
         state = state.with_payments(service);
+    }
+    if let Some(c) = case_service {
+        app_extra = app_extra.merge(gsko_cases::hooks::routes(c));
     }
     let app = gsko_query::router(state, cfg.main.http.body_limit).merge(app_extra);
     let listener = tokio::net::TcpListener::bind(&cfg.main.http.listen)

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_letters;
 mod bench_payments;
+mod cases;
 mod daemon;
 mod delivery;
 mod demo;
