@@ -651,17 +651,36 @@ impl EzdSim {
 
     /// Starts a background clerk (off unless called): every `interval` each open case moves
     /// one step (1 W toku → 11 Przydzielone → 3 Zawieszona → 5 Wznowiona → a signed outgoing
-    /// `Decyzja <znak>.pdf` to the letter's first sender → 4 Zakończona). Calling it again
+    /// `Decyzja <znak>.xml` (XAdES, as ePUAP's `dorecz` wants it) to the letter's first sender
+    /// → 4 Zakończona). Calling it again
     /// replaces the previous clerk. A case whose letter has no sender gets no decision.
     pub fn autopilot(&self, interval: Duration) {
         let shared = self.shared.clone();
         let task = self.shared.runtime.spawn(async move {
             loop {
                 tokio::time::sleep(interval).await;
-                let events = {
+                let (mut events, decisions) = {
                     let mut data = shared.lock();
                     autopilot_step(&mut data)
                 };
+                // Signed outside the lock: xmlsec1 is a process.
+                let signed: Vec<_> = decisions
+                    .into_iter()
+                    .map(|(id, adresat, znak)| {
+                        let (name, bytes) = decision_document(&znak);
+                        (id, adresat, name, bytes)
+                    })
+                    .collect();
+                {
+                    let mut data = shared.lock();
+                    for (id, adresat, name, bytes) in signed {
+                        if let Ok((_, mut ev)) =
+                            add_outgoing_locked(&mut data, &id, &adresat, &name, &bytes, true)
+                        {
+                            events.append(&mut ev);
+                        }
+                    }
+                }
                 fire(&shared, events);
             }
         });
@@ -672,7 +691,28 @@ impl EzdSim {
     }
 }
 
-fn autopilot_step(data: &mut Data) -> Vec<Event> {
+/// The clerk's decision: an XML document with an enveloped XAdES signature (what ePUAP's
+/// `dorecz` takes), or the small PDF when xmlsec1 is not there to sign.
+fn decision_document(znak: &str) -> (String, Vec<u8>) {
+    let xml = format!(
+        "<Decyzja xmlns=\"urn:gsko:sim:ezd:decyzja\"><Znak>{znak}</Znak>\
+         <Tresc>Orzeka się zgodnie z wnioskiem.</Tresc></Decyzja>"
+    );
+    let when = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    match crate::xades::sign_enveloped(
+        xml.as_bytes(),
+        crate::xades::coi_certificate(),
+        &crate::xades::SignerClaim::None,
+        &when,
+    ) {
+        Ok(signed) => (format!("Decyzja {znak}.xml"), signed),
+        Err(_) => (format!("Decyzja {znak}.pdf"), SMALL_PDF.to_vec()),
+    }
+}
+
+/// One step of the clerk: the events of the status changes, and the decisions to add
+/// (case id, addressee id, znak).
+fn autopilot_step(data: &mut Data) -> (Vec<Event>, Vec<(String, String, String)>) {
     let now = Utc::now();
     let mut events = Vec::new();
     let mut decisions = Vec::new();
@@ -694,18 +734,14 @@ fn autopilot_step(data: &mut Data) -> Vec<Event> {
             events.push(case_event(EV_ZAKONCZONO, case));
         }
     }
+    let mut to_add = Vec::new();
     for (id, znak, rpws) in decisions {
         let sender = rpws.iter().find_map(|n| first_sender(data, n));
         if let Some(adresat_id) = sender {
-            let name = format!("Decyzja {znak}.pdf");
-            if let Ok((_, mut ev)) =
-                add_outgoing_locked(data, &id, &adresat_id, &name, SMALL_PDF, true)
-            {
-                events.append(&mut ev);
-            }
+            to_add.push((id, adresat_id, znak));
         }
     }
-    events
+    (events, to_add)
 }
 
 fn first_sender(data: &Data, numer_rpw: &str) -> Option<String> {

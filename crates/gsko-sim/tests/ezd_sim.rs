@@ -942,7 +942,7 @@ async fn autopilot_walks_a_case_to_closed_with_a_signed_decision() {
     let c = &sim.cases()[0];
     assert_eq!(c.status_code, 4);
     assert_eq!(c.outgoing_count, 1);
-    assert_eq!(sim.count_documents_named(&format!("Decyzja {znak}.pdf")), 1);
+    assert_eq!(sim.count_documents_named(&format!("Decyzja {znak}.xml")), 1);
 }
 
 #[tokio::test]
