@@ -458,3 +458,106 @@ async fn statuses_become_a_timeline_and_a_decision_is_raised_once() {
     assert!(!closed.open, "a closed case is no longer read");
     let _ = Outgoing::event;
 }
+
+#[tokio::test]
+async fn a_webhook_starts_a_round_at_once_and_one_about_an_unknown_case_changes_nothing() {
+    let mut w = world(false, Duration::from_secs(5)).await;
+    // A long interval: only a hint can make the follower read the case again soon.
+    let service = Arc::new(CaseService::new(
+        w.store.clone() as Arc<dyn CaseWorkStore>,
+        {
+            let mut t = HashMap::new();
+            let c = w.sim.config();
+            let cfg = EzdRpConfig::new(
+                w.sim.base_url(),
+                format!("{}/connect/token", w.sim.base_url()),
+                c.web_host.clone(),
+                c.podmiot_id.clone(),
+                c.api_key_id.clone(),
+                gsko_model::Secret::new(c.api_key.clone()),
+                c.stanowisko_id.clone(),
+            );
+            t.insert(
+                w.tenant.clone(),
+                TenantCases {
+                    port: Arc::new(EzdRpClient::new(cfg).unwrap()),
+                    routing: Routing {
+                        rules: vec![],
+                        default: Some(route(false)),
+                    },
+                    decision_prefixes: vec!["Decyzja".into()],
+                    delivery: DeliveryPreference::Auto,
+                    files: w.files.clone(),
+                },
+            );
+            t
+        },
+        PollSettings {
+            interval: Duration::from_secs(60),
+            ..PollSettings::default()
+        },
+    ));
+    let mut stop = w.stop.subscribe();
+    service
+        .register(w.bus.as_ref(), &w.tenant, &letter(&w, 1, JAN), &mut stop)
+        .await
+        .unwrap();
+    let id = w.sim.cases()[0].id_sprawa.clone();
+    let app = gsko_cases::hooks::routes(service.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let follower = tokio::spawn(
+        service
+            .clone()
+            .follow(w.bus.clone() as Arc<dyn Bus>, w.stop.subscribe()),
+    );
+    // The first round runs at start.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    w.drain().await;
+
+    let http = reqwest::Client::new();
+    let hook = |teryt: &str| format!("http://{addr}/hooks/ezd/{teryt}");
+    let unknown = http
+        .post(hook("0201011"))
+        .json(&serde_json::json!({"kluczZdarzenia": "ezdrp.v2.zadanie.zakonczono", "dane": {"idSprawa": "no-such-case"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 202);
+    let foreign = http
+        .post(hook("1465011"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 404, "a tenant without EZD");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        w.drain().await.is_empty(),
+        "a hint about an unknown case changes nothing"
+    );
+
+    w.sim.set_case_status(&id, 3).unwrap();
+    let started = std::time::Instant::now();
+    let known = http
+        .post(hook("0201011"))
+        .json(&serde_json::json!({"kluczZdarzenia": "ezdrp.v2.zadanie.zakonczono", "dane": {"idSprawa": id}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(known.status(), 202);
+    let mut seen = None;
+    while started.elapsed() < Duration::from_secs(10) && seen.is_none() {
+        seen = w.drain().await.into_iter().find_map(|e| match e.data {
+            EventData::CaseStatusChanged(c) if c.status == CaseStatus::Suspended => Some(c),
+            _ => None,
+        });
+    }
+    assert!(
+        seen.is_some(),
+        "the hinted case was read long before the 60 s round"
+    );
+    w.stop.send(true).unwrap();
+    follower.await.unwrap();
+}

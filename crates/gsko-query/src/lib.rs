@@ -51,6 +51,8 @@ pub struct AppState {
     pub payments: Option<Arc<gsko_payments::PaymentService>>,
     /// Letters filed through GSKO (signed with Profil Zaufany); `None` when no tenant has it.
     pub filing: Option<Arc<gsko_filing::FilingService>>,
+    /// The EZD connector's records (registrations parked for an admin); `None` when not wired.
+    pub cases: Option<Arc<dyn gsko_store::CaseWorkStore>>,
 }
 
 impl AppState {
@@ -73,7 +75,13 @@ impl AppState {
             ),
             payments: None,
             filing: None,
+            cases: None,
         }
+    }
+
+    pub fn with_cases(mut self, cases: Arc<dyn gsko_store::CaseWorkStore>) -> Self {
+        self.cases = Some(cases);
+        self
     }
 
     pub fn with_payments(mut self, payments: Arc<gsko_payments::PaymentService>) -> Self {
@@ -266,6 +274,10 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
             get(rejected_records),
         ),
         ("/v1/tenants/{teryt}/admin/imports", get(imports)),
+        (
+            "/v1/tenants/{teryt}/admin/ezd-registrations",
+            get(parked_registrations),
+        ),
         (
             "/v1/tenants/{teryt}/admin/letters",
             get(letters::admin_letters),
@@ -528,6 +540,24 @@ async fn rejected_records(
         tenant: t.to_string(),
         records,
     }))
+}
+
+/// Letters the EZD connector could not register with certainty, kept for an admin with the
+/// reason (and what EZD returned, when it did).
+async fn parked_registrations(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let t = admin_tenant(&s, &headers, &raw)?;
+    let registrations = match &s.cases {
+        Some(c) => c.parked_registrations(&t, 1000).await?,
+        None => Vec::new(),
+    };
+    Ok(Json(serde_json::json!({
+        "tenant": t.to_string(),
+        "registrations": registrations,
+    })))
 }
 
 async fn imports(

@@ -375,6 +375,7 @@ async fn every_answer_matches_the_document() {
         "unmatched-payments",
         "gateway-notifications",
         "letters",
+        "ezd-registrations",
     ] {
         let doc_path = format!("/v1/tenants/{{teryt}}/admin/{p}");
         let url = |t: &str| format!("/v1/tenants/{t}/admin/{p}");
@@ -394,6 +395,7 @@ async fn every_answer_matches_the_document() {
     for (p, field) in [
         ("unmatched-payments", "payments"),
         ("gateway-notifications", "notifications"),
+        ("ezd-registrations", "registrations"),
     ] {
         let v = run
             .run(get(

@@ -645,6 +645,19 @@ pub async fn app(payments: bool) -> App {
         Registry::new(),
     );
     state.today = || NaiveDate::from_ymd_opt(2026, 4, 1).unwrap();
+    // One letter the EZD connector parked: EZD gave it a malformed znak sprawy.
+    gsko_store::CaseWorkStore::park_registration(
+        store.as_ref(),
+        &teryt(T1),
+        "epuap-9",
+        "EZD returned a malformed znak sprawy: JRWA symbol must be 1 to 4 digits",
+        Some("ezd-case-9"),
+        Some("FN.31200.9.2026"),
+        Some("RPW/9/2026"),
+    )
+    .await
+    .unwrap();
+    state = state.with_cases(store.clone() as Arc<dyn gsko_store::CaseWorkStore>);
     let (p24, payu) = if payments {
         let (service, p24, payu) = payment_service(store.clone()).await;
         // One notification in the audit, as the gateway endpoints would have written it.
