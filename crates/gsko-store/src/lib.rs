@@ -17,6 +17,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use gsko_model::{Event, Pesel, Teryt};
 use serde::Serialize;
 
+pub mod audit;
 pub mod cases_view;
 pub mod cases_work;
 pub mod delivery;
@@ -33,6 +34,7 @@ mod read;
 pub mod sqlite;
 pub mod view;
 
+pub use audit::*;
 pub use cases_view::{CaseLetter, CaseView, TimelineEntry};
 pub use cases_work::*;
 pub use delivery::{Claimed, DeliveryRecord, DeliveryState, DeliveryStore};
