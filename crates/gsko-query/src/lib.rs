@@ -6,6 +6,7 @@
 //! resident is unknown (404), so a key cannot probe other municipalities.
 //! The OpenAPI document is `schemas/openapi.yaml`, served at `/openapi.yaml`.
 
+pub mod audit;
 mod cases;
 mod due;
 mod filing;
@@ -53,6 +54,9 @@ pub struct AppState {
     pub filing: Option<Arc<gsko_filing::FilingService>>,
     /// The EZD connector's records (registrations parked for an admin); `None` when not wired.
     pub cases: Option<Arc<dyn gsko_store::CaseWorkStore>>,
+    /// The audit trail every `/v1/` request is written to before it is answered; `None` only
+    /// in tests that do not look at it.
+    pub audit: Option<audit::AuditTrail>,
 }
 
 impl AppState {
@@ -76,7 +80,14 @@ impl AppState {
             payments: None,
             filing: None,
             cases: None,
+            audit: None,
         }
+    }
+
+    /// Audits every `/v1/` request into `store` (see [`audit`]).
+    pub fn with_audit(mut self, store: Arc<dyn gsko_store::AuditStore>) -> Self {
+        self.audit = Some(audit::AuditTrail::spawn(store));
+        self
     }
 
     pub fn with_cases(mut self, cases: Arc<dyn gsko_store::CaseWorkStore>) -> Self {
@@ -323,6 +334,10 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
     ));
     other
         .merge(filing)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::audit_requests,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             requests,
             count_requests,
