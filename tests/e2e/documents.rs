@@ -176,7 +176,17 @@ fn a_letter_filed_through_gsko_is_signed_submitted_pulled_back_and_shown() {
         l["attachments"][0]["sha256"],
         hex::encode(Sha256::digest(&attachment)).as_str()
     );
-    assert!(epuap.pending(&BoxAddress::new(T.2, "skrytka")).is_empty());
+    // Confirmed to ePUAP after the events are published, so possibly a moment after the view
+    // shows the letter.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !epuap.pending(&BoxAddress::new(T.2, "skrytka")).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the letter was never confirmed: {}",
+            env.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     d.stop();
 }
 
