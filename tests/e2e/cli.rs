@@ -136,8 +136,29 @@ fn inspect_radix_prints_one_cloudevent_per_line_and_touches_nothing() {
     assert!(example.exists());
 }
 
+/// Polls `url` for Jan until `done` accepts the 200 answer or `within` passes.
+fn poll_demo(
+    url: &str,
+    within: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> Result<serde_json::Value, String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let (s, body) =
+            get(url, Some("demo-portal-key"), Some("78031501236")).map_err(|e| e.to_string())?;
+        let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        if s == 200 && done(&v) {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{url}: {s}: {body}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
-fn demo_answers_a_query_for_a_demo_resident() {
+fn demo_answers_a_query_for_a_demo_resident_and_shows_his_ezd_case() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut child = gsko()
@@ -166,30 +187,60 @@ fn demo_answers_a_query_for_a_demo_resident() {
     let ready = rx.recv_timeout(Duration::from_secs(240));
     let result = (|| {
         ready.map_err(|_| "demo did not become ready".to_owned())?;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let (s, body) = get(
-                &format!("http://127.0.0.1:{port}/v1/resident/summary"),
-                Some("demo-portal-key"),
-                Some("78031501236"),
-            )
-            .map_err(|e| e.to_string())?;
-            let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
-            if s == 200 && v["tenants"].as_array().map_or(0, |t| t.len()) == 2 {
-                return Ok(v);
-            }
-            if Instant::now() > deadline {
-                return Err(format!("{s}: {body}"));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let summary = poll_demo(
+            &format!("http://127.0.0.1:{port}/v1/resident/summary"),
+            Duration::from_secs(5),
+            |v| v["tenants"].as_array().map_or(0, |t| t.len()) == 2,
+        )?;
+        // His letters are pulled every 10 s and registered in the demo EZD; the clerk's first
+        // step comes 20 s after the start, so a minute sees the case move.
+        let cases = poll_demo(
+            &format!("http://127.0.0.1:{port}/v1/tenants/0201011/resident/cases"),
+            Duration::from_secs(90),
+            |v| {
+                v["cases"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["timeline"].as_array().is_some_and(|t| t.len() >= 3))
+                })
+            },
+        )?;
+        Ok::<_, String>((summary, cases))
     })();
     drop(child.kill());
     drop(child.wait());
-    let v = result.unwrap();
-    assert!(v["tenants"][0]["accounts"]
+    let (summary, cases) = result.unwrap();
+    assert!(summary["tenants"][0]["accounts"]
         .as_array()
         .is_some_and(|a| !a.is_empty()));
+    let case = cases["cases"]
+        .as_array()
+        .and_then(|c| {
+            c.iter()
+                .find(|c| c["timeline"].as_array().is_some_and(|t| t.len() >= 3))
+        })
+        .expect("the case polled for");
+    let znak = case["case_ref"].as_str().unwrap_or_default();
+    assert!(
+        znak.starts_with("FN.3120.") && znak.ends_with(".2026"),
+        "a znak sprawy in JRWA class 3120: {case}"
+    );
+    let timeline: Vec<&str> = case["timeline"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|e| e["status"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        timeline.first().copied(),
+        Some("registered"),
+        "the timeline starts at registration: {case}"
+    );
+    assert!(
+        timeline.len() >= 3,
+        "the clerk moved the case: {timeline:?}"
+    );
+    assert!(
+        case["letters"].as_array().is_some_and(|l| !l.is_empty()),
+        "the case lists the letter it came from: {case}"
+    );
 }
 
 #[test]

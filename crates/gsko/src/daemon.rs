@@ -78,17 +78,20 @@ pub struct Backends {
     pub filings: Arc<dyn gsko_store::FilingStore>,
     /// The same database, seen by the case service (EZD registrations and watched cases).
     pub cases: Arc<dyn gsko_store::CaseWorkStore>,
+    /// The same database's audit log (who read whose data).
+    pub audit: Arc<dyn gsko_store::AuditStore>,
     pub bus: Arc<dyn Bus>,
 }
 
 pub async fn open_backends(cfg: &Config) -> Result<Backends> {
     #[allow(clippy::type_complexity)]
-    let (store, payments, deliveries, filings, cases): (
+    let (store, payments, deliveries, filings, cases, audit): (
         Arc<dyn Store>,
         Arc<dyn gsko_store::PaymentStore>,
         Arc<dyn gsko_store::DeliveryStore>,
         Arc<dyn gsko_store::FilingStore>,
         Arc<dyn gsko_store::CaseWorkStore>,
+        Arc<dyn gsko_store::AuditStore>,
     ) = match &cfg.main.database {
         DatabaseConfig::Postgres {
             url,
@@ -103,7 +106,14 @@ pub async fn open_backends(cfg: &Config) -> Result<Backends> {
                     .await
                     .context("connecting to PostgreSQL")?,
             );
-            (pg.clone(), pg.clone(), pg.clone(), pg.clone(), pg)
+            (
+                pg.clone(),
+                pg.clone(),
+                pg.clone(),
+                pg.clone(),
+                pg.clone(),
+                pg,
+            )
         }
         DatabaseConfig::Sqlite { path } => {
             let path = cfg.resolve_path(path);
@@ -112,7 +122,14 @@ pub async fn open_backends(cfg: &Config) -> Result<Backends> {
                     .await
                     .with_context(|| format!("opening SQLite database {}", path.display()))?,
             );
-            (lite.clone(), lite.clone(), lite.clone(), lite.clone(), lite)
+            (
+                lite.clone(),
+                lite.clone(),
+                lite.clone(),
+                lite.clone(),
+                lite.clone(),
+                lite,
+            )
         }
     };
     let bus: Arc<dyn Bus> = match &cfg.main.bus {
@@ -158,6 +175,7 @@ pub async fn open_backends(cfg: &Config) -> Result<Backends> {
         deliveries,
         filings,
         cases,
+        audit,
         bus,
     })
 }
@@ -429,6 +447,7 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
         deliveries,
         filings,
         cases,
+        audit,
         bus,
     } = open_backends(&cfg).await?;
     let (tx, rx) = watch::channel(false);
@@ -485,7 +504,8 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
         cfg.portal_keys.clone(),
         tenants,
         metrics.clone(),
-    );
+    )
+    .with_audit(audit);
     let mut payment_tasks = crate::payments::spawn(&cfg, &payment_store, &bus, &metrics, &rx)
         .await
         .context("starting the payment service")?;
@@ -505,6 +525,7 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
         epuap_tasks.push(crate::delivery::spawn(d, &bus, &rx));
     }
     // The EZD connector: tenants with [ezd] register letters and follow their cases.
+    let cases_store = cases.clone();
     let case_service = crate::cases::service(&cfg, cases).context("starting the EZD connector")?;
     if let Some(c) = &case_service {
         epuap_tasks.extend(crate::cases::spawn(c.clone(), &bus, &rx));
@@ -523,6 +544,11 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
         app_extra = gsko_payments::notify::routes(service.clone());
         state = state.with_payments(service);
     }
+    state = state.with_cases(
+        case_service
+            .as_ref()
+            .map_or(cases_store, |c| c.store().clone()),
+    );
     if let Some(c) = case_service {
         app_extra = app_extra.merge(gsko_cases::hooks::routes(c));
     }
@@ -554,6 +580,8 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
     });
 
     let mut http_stop = rx.clone();
+    // The peer's address goes into the audit log (unless a proxy names the client).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         drop(http_stop.wait_for(|v| *v).await);
     });

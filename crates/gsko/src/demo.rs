@@ -1,6 +1,8 @@
 //! `gsko demo`: the embedded mode end to end. Generates RADIX exports for five real
 //! municipalities (with demo residents placed in them), writes an embedded configuration
-//! (SQLite, journaled in-process bus), and runs the very same daemon code as `gsko run`.
+//! (SQLite, journaled in-process bus), and runs the very same daemon code as `gsko run`. The
+//! external systems are simulators on loopback: the payment gateways, ePUAP (letters in,
+//! decisions out) and each letter-receiving municipality's EZD RP with a clerk on autopilot.
 
 use anyhow::{bail, Context, Result};
 use gsko_sim::{DemoResident, ExportKind, RadixExportSpec, MUNICIPALITIES};
@@ -71,6 +73,7 @@ fn tenant_toml(
     name: &str,
     gateways: Option<&DemoGateways>,
     epuap: Option<&DemoEpuap>,
+    ezd: Option<&DemoEzd>,
 ) -> String {
     let mut t = format!(
         "teryt = \"{teryt}\"\nname = \"{name}\"\n\n[radix]\n# exports arrive in radix/{teryt}/inbox/\ndirectory = \"radix/{teryt}\"\n# every minute; production installations usually sync every few minutes or nightly\nschedule = \"0 * * * * *\"\n"
@@ -123,10 +126,47 @@ certificate = {{ file = "{certs}/{teryt}.crt" }}
 private_key = {{ file = "{certs}/{teryt}.key" }}
 pz_certificates = {{ file = "{certs}/coi.pem" }}
 schedule = "*/10 * * * * *"
+# Decisions go back to the residents' ePUAP boxes with WS-Doręczyciel; the simulated residents
+# collect them after {collect} s and the UPD comes back through the pull.
+doreczyciel_url = "{doreczyciel}"
 "#,
             url = e.pull_url,
+            doreczyciel = e.doreczyciel_url,
+            collect = EPUAP_COLLECT_AFTER.as_secs(),
             podmiot = demo_podmiot(teryt),
             certs = e.certs.display(),
+        ));
+    }
+    if let Some((base, c)) = ezd.and_then(|e| e.office(teryt)) {
+        t.push_str(&format!(
+            r#"
+# The office's EZD RP (here a simulator with a clerk who moves each case on every {step} s):
+# each letter pulled from ePUAP is registered in it (RPW) and put into a case in JRWA class
+# 3120; GSKO follows the case (every {poll} s) and shows its znak sprawy and statuses to the
+# resident, and raises the signed decision for delivery.
+[ezd]
+api_url = "{base}"
+token_url = "{base}/connect/token"
+web_host = "{web_host}"
+podmiot_id = "{podmiot_id}"
+api_key_id = "{api_key_id}"
+api_key = {{ value = "{api_key}" }}
+stanowisko_id = "{stanowisko_id}"
+poll_secs = {poll}
+
+[ezd.default_route]
+class_id = "wykaz-3120"
+jrwa_symbol = "3120"
+archival_category = "B5"
+join_open_case = true
+"#,
+            step = ezd.map_or(0, |e| e.step.as_secs()),
+            poll = EZD_POLL_SECS,
+            web_host = c.web_host,
+            podmiot_id = c.podmiot_id,
+            api_key_id = c.api_key_id,
+            api_key = c.api_key,
+            stanowisko_id = c.stanowisko_id,
         ));
     }
     t
@@ -137,9 +177,13 @@ fn demo_podmiot(teryt: &str) -> String {
     format!("um{teryt}")
 }
 
+/// How long a simulated resident takes to collect a decision delivered to their ePUAP box.
+const EPUAP_COLLECT_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The simulated ePUAP the demo's first three municipalities pull their letters from.
 pub struct DemoEpuap {
     pub pull_url: String,
+    pub doreczyciel_url: String,
     pub tenants: Vec<String>,
     /// Absolute: secret files are read relative to the working directory.
     pub certs: PathBuf,
@@ -164,6 +208,7 @@ pub async fn start_epuap(dir: &Path) -> Result<Option<DemoEpuap>> {
         .map(|m| m.teryt.to_owned())
         .collect();
     let mut config = EpuapSimConfig::new();
+    config.auto_collect_after = Some(EPUAP_COLLECT_AFTER);
     for t in &tenants {
         let c =
             gsko_sim::xades::SimCertificate::generate(&format!("{} system GSKO", demo_podmiot(t)))
@@ -208,15 +253,65 @@ pub async fn start_epuap(dir: &Path) -> Result<Option<DemoEpuap>> {
             ..LetterSpec::new(&format!("Urząd {}", m.name), m.name, "59-700", date)
         };
         let l = generate_letter(500 + n as u64, &spec);
+        // The sender's own box, where a decision answering the letter is delivered.
+        if let Some(b) = l
+            .letter
+            .adres_odpowiedzi
+            .as_deref()
+            .and_then(BoxAddress::parse)
+        {
+            sim.add_box(&b);
+        }
         sim.deposit(&BoxAddress::new(demo_podmiot(m.teryt), "skrytka"), l.letter)
             .map_err(|e| anyhow::anyhow!("depositing a demo letter: {e}"))?;
     }
     Ok(Some(DemoEpuap {
         pull_url: sim.pull_url(),
+        doreczyciel_url: sim.doreczyciel_url(),
         tenants,
         certs,
         _sim: sim,
     }))
+}
+
+/// The demo clerk's pace: a watching user sees a case move within a minute and end with a
+/// decision within a few.
+const EZD_STEP: std::time::Duration = std::time::Duration::from_secs(20);
+/// How often GSKO asks the demo EZD about open cases.
+const EZD_POLL_SECS: u64 = 5;
+
+/// The simulated EZD RP of the municipalities that pull letters: one simulator per office, as
+/// each municipality runs its own EZD (case signs count per office).
+pub struct DemoEzd {
+    /// Time between two steps of the simulated clerk.
+    pub step: std::time::Duration,
+    offices: Vec<(String, gsko_sim::ezd::EzdSim)>,
+}
+
+impl DemoEzd {
+    /// The office's simulator base URL and configuration, when `teryt` has one.
+    fn office(&self, teryt: &str) -> Option<(&str, &gsko_sim::ezd::EzdSimConfig)> {
+        self.offices
+            .iter()
+            .find(|(t, _)| t == teryt)
+            .map(|(_, s)| (s.base_url(), s.config()))
+    }
+}
+
+/// Starts one EZD RP simulator per tenant with its clerk (autopilot) moving every open case
+/// one step each `step`: W toku → Przydzielone → Zawieszona → Wznowiona → a signed decision
+/// to the letter's sender → Zakończona.
+pub async fn start_ezd(tenants: &[String], step: std::time::Duration) -> Result<DemoEzd> {
+    use gsko_sim::ezd::{EzdSim, EzdSimConfig};
+    let mut offices = Vec::new();
+    for t in tenants {
+        let sim = EzdSim::start(EzdSimConfig::demo())
+            .await
+            .with_context(|| format!("starting the EZD simulator of tenant {t}"))?;
+        sim.autopilot(step);
+        offices.push((t.clone(), sim));
+    }
+    Ok(DemoEzd { step, offices })
 }
 
 /// Starts the gateway simulators on loopback for the demo; the handles keep them running.
@@ -291,6 +386,7 @@ pub fn prepare(
     keep: bool,
     gateways: Option<&DemoGateways>,
     epuap: Option<&DemoEpuap>,
+    ezd: Option<&DemoEzd>,
 ) -> Result<PathBuf> {
     if dir.exists() && !keep {
         std::fs::remove_dir_all(dir).with_context(|| format!("wiping {}", dir.display()))?;
@@ -300,7 +396,7 @@ pub fn prepare(
     for (i, m) in MUNICIPALITIES.iter().take(5).enumerate() {
         std::fs::write(
             dir.join("tenants").join(format!("{}.toml", m.teryt)),
-            tenant_toml(m.teryt, m.name, gateways, epuap),
+            tenant_toml(m.teryt, m.name, gateways, epuap, ezd),
         )?;
         let radix_dir = dir.join("radix").join(m.teryt);
         let inbox = radix_dir.join("inbox");
@@ -357,6 +453,12 @@ Then his payments (received; booked once the ledger's next export shows them —
 Letters Jan sent to {a} through ePUAP (pulled every 10 s), each with its podpis zaufany checked — and the admin's list of letters that need a look (one was changed after signing):
   curl -s -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {jan}' http://{listen}/v1/tenants/{m0}/resident/letters
   curl -s -H 'Authorization: Bearer {admin}' 'http://{listen}/v1/tenants/{m0}/admin/letters?flagged=true'
+Each letter is then registered in the municipality's (simulated) EZD and gets a znak sprawy; a clerk moves the case every {step} s (in progress → assigned → suspended → resumed), signs a decision that GSKO delivers to the resident's ePUAP box (collected {collect} s later, its UPD kept) and closes the case. Jan's and Anna's cases, with their timelines and decisions:
+  curl -s -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {jan}' http://{listen}/v1/tenants/{m0}/resident/cases
+  curl -s -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {anna}' http://{listen}/v1/tenants/{m2}/resident/cases
+One case by its znak (as the list shows it), and Jan's delivered decisions:
+  curl -s -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {jan}' http://{listen}/v1/tenants/{m0}/resident/cases/FN.3120.1.2026
+  curl -s -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {jan}' http://{listen}/v1/tenants/{m0}/resident/decisions
 Operations (admin key): what the imports rejected, the imports themselves, and every gateway notification:
   curl -s -H 'Authorization: Bearer {admin}' http://{listen}/v1/tenants/{m0}/admin/imports
   curl -s -H 'Authorization: Bearer {admin}' http://{listen}/v1/tenants/{m0}/admin/gateway-notifications
@@ -372,6 +474,8 @@ Ctrl-C stops the demo.
         jan = JAN.0,
         anna = ANNA.0,
         piotr = PIOTR.0,
+        step = EZD_STEP.as_secs(),
+        collect = EPUAP_COLLECT_AFTER.as_secs(),
     )
 }
 
@@ -382,6 +486,11 @@ pub async fn run(o: DemoOptions) -> Result<()> {
     }
     std::fs::create_dir_all(&o.dir)?;
     let epuap = start_epuap(&o.dir).await?;
+    // Only tenants that receive letters have anything to register in EZD.
+    let ezd = match &epuap {
+        Some(e) => Some(start_ezd(&e.tenants, EZD_STEP).await?),
+        None => None,
+    };
     let main = prepare(
         &o.dir,
         &o.listen,
@@ -389,6 +498,7 @@ pub async fn run(o: DemoOptions) -> Result<()> {
         true,
         Some(&gateways),
         epuap.as_ref(),
+        ezd.as_ref(),
     )?;
     let ledger = tokio::spawn(demo_ledger(o.dir.clone()));
     let cfg =

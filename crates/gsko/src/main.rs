@@ -1,7 +1,9 @@
 //! `gsko`: the integration daemon (`run`, `demo`) and its admin commands (`check-config`,
 //! `inspect`, `sim`, `bench`). Thin: the work lives in the library crates; this file wires them.
 
+mod audit;
 mod bench;
+mod bench_ezd;
 mod bench_letters;
 mod bench_payments;
 mod cases;
@@ -63,6 +65,11 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+    /// The audit log of reads and actions on residents' data.
+    Audit {
+        #[command(subcommand)]
+        what: AuditWhat,
+    },
     /// Validate a configuration offline; exit code 78 names file, key and reason on an error.
     CheckConfig { file: PathBuf },
     /// Print what an external file would become, touching nothing.
@@ -86,6 +93,28 @@ enum Command {
         taxpayers: usize,
         #[command(flatten)]
         backends: BenchBackends,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditWhat {
+    /// Check the hash chain: exit code 1 and one line per problem (a modified, missing or
+    /// deleted entry) when it is broken.
+    Verify {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Move the entries older than `--before` (RFC 3339 or a date) to a JSON-lines file and
+    /// delete them from the database, `--batch` at a time; what stays still verifies.
+    Archive {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        before: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        batch: u32,
     },
 }
 
@@ -147,6 +176,22 @@ enum BenchWhat {
         #[command(flatten)]
         backends: BenchBackends,
     },
+    /// Measure the EZD case service against the simulated EZD RP and print a table: letters
+    /// registered per second (letter.register → EZD → case.registered → recorded), and the lag
+    /// from a case's status change in EZD to the resident view, polled and with a webhook hint.
+    Ezd {
+        /// Letters published as `letter.register` commands, signed by a few hundred residents.
+        #[arg(long, default_value_t = 500)]
+        letters: usize,
+        /// Cases whose status is changed in EZD, in each of the two lag measurements.
+        #[arg(long, default_value_t = 100)]
+        cases: usize,
+        /// The follower's poll interval, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        poll_ms: u64,
+        #[command(flatten)]
+        backends: BenchBackends,
+    },
 }
 
 #[derive(Subcommand)]
@@ -196,7 +241,7 @@ fn init_tracing(quiet: bool) {
         let mut f = "info,sqlx=warn,lapin=warn,lapin::returned_messages=off".to_owned();
         if quiet {
             f.push_str(",gsko_payments=warn,gsko_przelewy24=warn,gsko_radix::booking=warn");
-            f.push_str(",gsko_epuap=warn,gsko_sim=warn");
+            f.push_str(",gsko_epuap=warn,gsko_sim=warn,gsko_cases=warn,gsko_ezd=warn");
         }
         EnvFilter::new(f)
     });
@@ -216,7 +261,9 @@ fn main() -> ExitCode {
     init_tracing(matches!(
         cli.command,
         Command::Bench {
-            what: Some(BenchWhat::Payments { .. } | BenchWhat::Letters { .. }),
+            what: Some(
+                BenchWhat::Payments { .. } | BenchWhat::Letters { .. } | BenchWhat::Ezd { .. }
+            ),
             ..
         }
     ));
@@ -294,6 +341,42 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
             }
             eprintln!("{} parked message(s)", parked.len());
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { what } => {
+            let config = match &what {
+                AuditWhat::Verify { config } | AuditWhat::Archive { config, .. } => config,
+            };
+            let cfg = match gsko_config::Config::load(config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("gsko: configuration error: {e}");
+                    return Ok(ExitCode::from(EXIT_CONFIG));
+                }
+            };
+            let store = audit::open_store(&cfg).await?;
+            match what {
+                AuditWhat::Verify { .. } => Ok(if audit::verify(store.as_ref()).await? {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }),
+                AuditWhat::Archive {
+                    before, out, batch, ..
+                } => {
+                    let before = chrono::DateTime::parse_from_rfc3339(&before)
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .or_else(|_| {
+                            chrono::NaiveDate::parse_from_str(&before, "%Y-%m-%d")
+                                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+                        })
+                        .with_context(|| {
+                            format!("--before {before:?}: not a date or RFC 3339 time")
+                        })?;
+                    let moved = audit::archive(store.as_ref(), before, &out, batch).await?;
+                    println!("{moved} audit entries moved to {}", out.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
         }
         Command::CheckConfig { file } => match gsko_config::Config::load(&file)
             .and_then(|c| daemon::check_connectors(&c).map(|_| c))
@@ -467,6 +550,27 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
                 letters,
                 attachments,
                 mode: backends.mode,
+                amqp_url: backends.amqp_url,
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            what:
+                Some(BenchWhat::Ezd {
+                    letters,
+                    cases,
+                    poll_ms,
+                    backends,
+                }),
+            ..
+        } => {
+            bench_ezd::run(bench_ezd::EzdBenchOptions {
+                letters,
+                cases,
+                poll_ms,
+                mode: backends.mode,
+                database_url: backends.database_url,
                 amqp_url: backends.amqp_url,
             })
             .await?;
