@@ -151,6 +151,17 @@ pub struct HttpConfig {
     /// gateway simulator on the same machine can reach.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Send `Strict-Transport-Security`: set it when GSKO or the proxy in front of it serves
+    /// HTTPS (GSKO itself speaks plain HTTP).
+    #[serde(default)]
+    pub hsts: bool,
+    /// Requests per second each client (portal key, else address) may make on `/v1/`;
+    /// 0 disables the limit.
+    #[serde(default = "default_rate_limit_per_second")]
+    pub rate_limit_per_second: f64,
+    /// Requests a client may make at once above its rate (the token bucket's size).
+    #[serde(default = "default_rate_burst")]
+    pub rate_burst: u32,
 }
 
 impl Default for HttpConfig {
@@ -159,8 +170,19 @@ impl Default for HttpConfig {
             listen: default_listen(),
             body_limit: default_body_limit(),
             public_url: None,
+            hsts: false,
+            rate_limit_per_second: default_rate_limit_per_second(),
+            rate_burst: default_rate_burst(),
         }
     }
+}
+
+const fn default_rate_limit_per_second() -> f64 {
+    50.0
+}
+
+const fn default_rate_burst() -> u32 {
+    100
 }
 
 fn default_listen() -> String {
@@ -1004,6 +1026,27 @@ fn validate_bank(file: &Path, b: &BankConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn validate_http(path: &Path, h: &HttpConfig) -> Result<(), ConfigError> {
+    if !h.rate_limit_per_second.is_finite() || h.rate_limit_per_second < 0.0 {
+        return Err(ConfigError::invalid(
+            path,
+            "http.rate_limit_per_second",
+            format!(
+                "{} is not a number of requests per second (0 or more; 0 disables the limit)",
+                h.rate_limit_per_second
+            ),
+        ));
+    }
+    if h.rate_limit_per_second > 0.0 && h.rate_burst == 0 {
+        return Err(ConfigError::invalid(
+            path,
+            "http.rate_burst",
+            "must be at least 1 when http.rate_limit_per_second is set",
+        ));
+    }
+    Ok(())
+}
+
 fn validate_main(path: &Path, main: &MainConfig) -> Result<(), ConfigError> {
     if main.projector.batch_size == 0 || main.projector.batch_size > 10_000 {
         return Err(ConfigError::invalid(
@@ -1026,6 +1069,7 @@ fn validate_main(path: &Path, main: &MainConfig) -> Result<(), ConfigError> {
             format!("{:?} is not an address:port", main.http.listen),
         ));
     }
+    validate_http(path, &main.http)?;
     let (url, key) = match &main.database {
         DatabaseConfig::Postgres { url, .. } => (Some(url), "database.url"),
         DatabaseConfig::Sqlite { .. } => (None, ""),
@@ -1297,6 +1341,33 @@ tenants = ["1465011"]
             e.contains("portals[0].tenants") && e.contains("0201043"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn rate_limit_settings_default_and_are_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let tenant = "teryt = \"1465011\"\nname = \"W\"\n";
+        write(d.path(), "tenants/1465011.toml", tenant);
+        write(d.path(), "gsko.toml", MAIN);
+        let c = Config::load(&d.path().join("gsko.toml")).unwrap();
+        assert_eq!(c.main.http.rate_limit_per_second, 50.0);
+        assert_eq!(c.main.http.rate_burst, 100);
+        assert!(!c.main.http.hsts);
+        let load = |http: &str| {
+            write(d.path(), "gsko.toml", &format!("{MAIN}[http]\n{http}\n"));
+            Config::load(&d.path().join("gsko.toml")).map(|c| c.main.http)
+        };
+        let e = load("rate_limit_per_second = -1.0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key `http.rate_limit_per_second`"), "{e}");
+        let e = load("rate_limit_per_second = nan").unwrap_err().to_string();
+        assert!(e.contains("key `http.rate_limit_per_second`"), "{e}");
+        let e = load("rate_burst = 0").unwrap_err().to_string();
+        assert!(e.contains("key `http.rate_burst`"), "{e}");
+        // Off: the burst does not matter.
+        let h = load("rate_limit_per_second = 0.0\nrate_burst = 0\nhsts = true").unwrap();
+        assert!(h.hsts);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod audit;
 mod cases;
 mod due;
 mod filing;
+mod harden;
 mod letters;
 pub mod metrics;
 mod pay;
@@ -29,6 +30,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub use harden::RateLimiter;
 pub use metrics::Registry;
 pub use resident::*;
 
@@ -57,6 +59,10 @@ pub struct AppState {
     /// The audit trail every `/v1/` request is written to before it is answered; `None` only
     /// in tests that do not look at it.
     pub audit: Option<audit::AuditTrail>,
+    /// Token buckets per client on `/v1/`; `None`: no limit.
+    pub rate_limit: Option<Arc<RateLimiter>>,
+    /// Whether answers carry `Strict-Transport-Security` (the service is reached over HTTPS).
+    pub hsts: bool,
 }
 
 impl AppState {
@@ -81,12 +87,27 @@ impl AppState {
             filing: None,
             cases: None,
             audit: None,
+            rate_limit: None,
+            hsts: false,
         }
     }
 
     /// Audits every `/v1/` request into `store` (see [`audit`]).
     pub fn with_audit(mut self, store: Arc<dyn gsko_store::AuditStore>) -> Self {
         self.audit = Some(audit::AuditTrail::spawn(store));
+        self
+    }
+
+    /// Limits every client to `per_second` requests on `/v1/`, with bursts of `burst`; a
+    /// rate of 0 means no limit.
+    pub fn with_rate_limit(mut self, per_second: f64, burst: u32) -> Self {
+        self.rate_limit = RateLimiter::new(per_second, burst).map(Arc::new);
+        self
+    }
+
+    /// Sends `Strict-Transport-Security` (set when GSKO or its proxy serves HTTPS).
+    pub fn with_hsts(mut self, hsts: bool) -> Self {
+        self.hsts = hsts;
         self
     }
 
@@ -128,6 +149,8 @@ pub enum ApiError {
     PaymentsNotConfigured,
     #[error("no data for this resident in this tenant")]
     NotFound,
+    #[error("too many requests from this client; retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error("the view is temporarily unavailable, try again")]
     Unavailable,
     #[error("internal error")]
@@ -149,6 +172,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "idempotency_key_reused"),
             ApiError::PaymentsNotConfigured => (StatusCode::NOT_FOUND, "payments_not_configured"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -164,6 +188,10 @@ struct ErrorBody {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        };
         let mut r = (
             status,
             Json(ErrorBody {
@@ -177,6 +205,10 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
             );
+        }
+        if let Some(secs) = retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         }
         r
     }
@@ -332,8 +364,15 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
     let filing = fold(filing).layer(tower_http::limit::RequestBodyLimitLayer::new(
         FILING_BODY_LIMIT.max(body_limit),
     ));
+    // The last layer added runs first. The limiter is inside the audit layer so that refusals
+    // (429) are audited and counted like any answer; the security headers are outermost so
+    // that every answer carries them, the audit's own 503 included.
     other
         .merge(filing)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            harden::rate_limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::audit_requests,
@@ -341,6 +380,10 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             requests,
             count_requests,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            harden::security_headers,
         ))
         .with_state(state)
 }

@@ -711,6 +711,55 @@ async fn every_answer_matches_the_document() {
 
     filing_openapi::cases(&mut run).await;
 
+    // Every `/v1/` operation refuses a client over its rate. The key's bucket holds one token
+    // that takes over 16 minutes to come back: the first request takes it, the rest are
+    // refused before anything else is looked at.
+    run.without = app_with(false, |s| s.with_rate_limit(0.001, 1)).await;
+    let (s, _, _) = send(
+        &run.without.router,
+        &Req::get("/v1/resident/summary", Some("k-all"), Some(JAN)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let limited: Vec<(String, String)> = run.doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p.starts_with("/v1/"))
+        .flat_map(|(p, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|m| METHODS.contains(&m.as_str()))
+                .map(|m| (p.clone(), m.to_ascii_uppercase()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(limited.len() > 20, "{limited:?}");
+    for (path, method) in limited {
+        let url = path
+            .split('/')
+            .map(|seg| match seg {
+                "{teryt}" => T1,
+                s if s.starts_with('{') => "x",
+                s => s,
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let req = match method.as_str() {
+            "GET" => Req::get(url, Some("k-all"), None),
+            "POST" => Req::post(url, Some("k-all"), None, None, "{}"),
+            other => panic!("{other} {path}: no 429 case for this method"),
+        };
+        run.run(Case {
+            doc_path: path,
+            req,
+            without_payments: true,
+            want: 429,
+        })
+        .await;
+    }
+
     // Every documented response other than 503 (database down) was produced at least once.
     for (path, item) in run.doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {

@@ -505,7 +505,12 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
         tenants,
         metrics.clone(),
     )
-    .with_audit(audit);
+    .with_audit(audit)
+    .with_rate_limit(
+        cfg.main.http.rate_limit_per_second,
+        cfg.main.http.rate_burst,
+    )
+    .with_hsts(cfg.main.http.hsts);
     let mut payment_tasks = crate::payments::spawn(&cfg, &payment_store, &bus, &metrics, &rx)
         .await
         .context("starting the payment service")?;

@@ -633,6 +633,11 @@ async fn payment_service(
 /// The service over the populated store, today being 1 April 2026; with online payments
 /// against the simulators when `payments`.
 pub async fn app(payments: bool) -> App {
+    app_with(payments, |s| s).await
+}
+
+/// As [`app`], with the state changed by `customize` before the router is built.
+pub async fn app_with(payments: bool, customize: impl FnOnce(AppState) -> AppState) -> App {
     let (store, dir) = populated().await;
     let tenants: BTreeMap<Teryt, String> = [(T1, "Bolesławiec"), (T2, "Gromadka")]
         .into_iter()
@@ -681,7 +686,7 @@ pub async fn app(payments: bool) -> App {
         (None, None)
     };
     App {
-        router: router(state, 4096),
+        router: router(customize(state), 4096),
         store,
         p24,
         payu,
