@@ -269,6 +269,10 @@ pub struct TenantConfig {
     /// The municipality's EZD: letters are registered there and their cases followed.
     #[serde(default)]
     pub ezd: Option<EzdConfig>,
+    /// Browser origins (`https://ebok.gmina.pl`) whose pages may call this tenant's API
+    /// directly (CORS); empty: only server-side portals.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 /// The tenant's EZD (document management). `product = "ezdrp"` (EZD RP, Integrator API v2)
@@ -820,6 +824,9 @@ impl Config {
             if let Some(e) = &t.ezd {
                 validate_ezd(&file, e)?;
             }
+            for o in &t.cors_origins {
+                validate_origin(&file, o)?;
+            }
             tenants.insert(teryt, (file, t));
         }
         if tenants.is_empty() {
@@ -846,6 +853,29 @@ impl Config {
     /// Resolves a path from a config file relative to the main file's directory.
     pub fn resolve_path(&self, p: &Path) -> PathBuf {
         self.path.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
+
+/// An origin as browsers send it: `scheme://host[:port]`, nothing after.
+fn validate_origin(file: &Path, origin: &str) -> Result<(), ConfigError> {
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    let ok = rest.is_some_and(|r| {
+        !r.is_empty()
+            && r.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            file,
+            "cors_origins",
+            format!(
+                "{origin:?} is not an origin (scheme://host[:port], no path or trailing slash)"
+            ),
+        ))
     }
 }
 
@@ -1242,6 +1272,29 @@ tenants = ["1465011"]
         let c = Config::load(&d.path().join("gsko.toml")).unwrap();
         assert_eq!(c.tenants.len(), 1);
         assert_eq!(c.portal_keys[0].key_sha256, sha256(b"k1"));
+    }
+
+    #[test]
+    fn cors_origins_must_be_origins() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "gsko.toml", MAIN);
+        let tenant = |origins: &str| {
+            format!("teryt = \"1465011\"\nname = \"W\"\ncors_origins = [{origins}]\n")
+        };
+        write(
+            d.path(),
+            "tenants/1465011.toml",
+            &tenant("\"https://ebok.warszawa.example\", \"http://localhost:3000\""),
+        );
+        let c = Config::load(&d.path().join("gsko.toml")).unwrap();
+        assert_eq!(c.tenants.values().next().unwrap().1.cors_origins.len(), 2);
+        for bad in ["\"https://ebok.example/\"", "\"ebok.example\"", "\"*\""] {
+            write(d.path(), "tenants/1465011.toml", &tenant(bad));
+            let e = Config::load(&d.path().join("gsko.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("key `cors_origins`"), "{bad}: {e}");
+        }
     }
 
     #[test]

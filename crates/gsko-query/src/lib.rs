@@ -8,6 +8,7 @@
 
 pub mod audit;
 mod cases;
+mod cors;
 mod due;
 mod filing;
 mod harden;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub rate_limit: Option<Arc<RateLimiter>>,
     /// Whether answers carry `Strict-Transport-Security` (the service is reached over HTTPS).
     pub hsts: bool,
+    /// Browser origins allowed per tenant (CORS); empty: none.
+    pub cors: Arc<BTreeMap<Teryt, Vec<String>>>,
 }
 
 impl AppState {
@@ -89,6 +92,7 @@ impl AppState {
             audit: None,
             rate_limit: None,
             hsts: false,
+            cors: Arc::new(BTreeMap::new()),
         }
     }
 
@@ -106,6 +110,12 @@ impl AppState {
     }
 
     /// Sends `Strict-Transport-Security` (set when GSKO or its proxy serves HTTPS).
+    /// The browser origins each tenant's portal pages are served from (see [`cors`]).
+    pub fn with_cors(mut self, origins: BTreeMap<Teryt, Vec<String>>) -> Self {
+        self.cors = Arc::new(origins);
+        self
+    }
+
     pub fn with_hsts(mut self, hsts: bool) -> Self {
         self.hsts = hsts;
         self
@@ -384,6 +394,11 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             harden::security_headers,
+        ))
+        // Outermost: a preflight is answered here, before authentication or limits.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::cors,
         ))
         .with_state(state)
 }

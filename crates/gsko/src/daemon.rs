@@ -510,7 +510,13 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
         cfg.main.http.rate_limit_per_second,
         cfg.main.http.rate_burst,
     )
-    .with_hsts(cfg.main.http.hsts);
+    .with_hsts(cfg.main.http.hsts)
+    .with_cors(
+        cfg.tenants
+            .iter()
+            .map(|(t, (_, c))| (t.clone(), c.cors_origins.clone()))
+            .collect(),
+    );
     let mut payment_tasks = crate::payments::spawn(&cfg, &payment_store, &bus, &metrics, &rx)
         .await
         .context("starting the payment service")?;
