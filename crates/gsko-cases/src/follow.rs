@@ -10,7 +10,7 @@ use gsko_model::{
 };
 use gsko_store::WatchedCase;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -76,14 +76,14 @@ impl CaseService {
                 .unwrap_or_else(|p| p.into_inner());
             set.drain().collect()
         };
-        let mut seen: HashMap<String, ()> = HashMap::new();
+        let mut seen: HashSet<String> = HashSet::new();
         for id in hinted {
             // A hint about a case GSKO does not follow (or an unknown one) changes nothing.
             if let Some(w) = self.store.watched_case(tenant, &id).await? {
                 if w.open {
                     self.read_case(bus, tenant, cfg, w, None, &mut report, shutdown)
                         .await?;
-                    seen.insert(id, ());
+                    seen.insert(id);
                 }
             }
         }
@@ -99,12 +99,12 @@ impl CaseService {
         {
             Ok(closed) => {
                 for snap in closed {
-                    if seen.contains_key(&snap.ezd_case_id) {
+                    if seen.contains(&snap.ezd_case_id) {
                         continue;
                     }
                     if let Some(w) = self.store.watched_case(tenant, &snap.ezd_case_id).await? {
                         if w.open {
-                            seen.insert(snap.ezd_case_id.clone(), ());
+                            seen.insert(snap.ezd_case_id.clone());
                             self.read_case(bus, tenant, cfg, w, Some(snap), &mut report, shutdown)
                                 .await?;
                         }
@@ -116,7 +116,7 @@ impl CaseService {
             Err(e) => tracing::warn!(%tenant, error = %e, "searching closed cases failed"),
         }
         for w in self.store.cases_to_poll(tenant, self.poll.batch).await? {
-            if seen.contains_key(&w.ezd_case_id) {
+            if seen.contains(&w.ezd_case_id) {
                 continue;
             }
             self.read_case(bus, tenant, cfg, w, None, &mut report, shutdown)

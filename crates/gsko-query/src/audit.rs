@@ -102,17 +102,10 @@ fn remote(req: &Request) -> Option<String> {
 /// The caller as the audit names it: the portal key's name (never the key), `unknown` for a
 /// key GSKO does not know, `anonymous` without one.
 fn actor(state: &AppState, req: &Request) -> String {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+    if !req.headers().contains_key(header::AUTHORIZATION) {
         return "anonymous".into();
-    };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .unwrap_or("");
-    let hash = gsko_config::sha256(token.as_bytes());
-    match state.keys.iter().find(|k| k.key_sha256 == hash) {
+    }
+    match crate::bearer(req.headers()).and_then(|t| crate::portal_key(state, t)) {
         Some(k) if k.admin => format!("admin:{}", k.name),
         Some(k) => format!("portal:{}", k.name),
         None => "unknown".into(),
@@ -121,7 +114,7 @@ fn actor(state: &AppState, req: &Request) -> String {
 
 /// The tenant named in the path (`/v1/tenants/{teryt}/…`), as written (it may be invalid:
 /// the attempt is recorded all the same).
-fn tenant_of(path: &str) -> Option<String> {
+pub(crate) fn tenant_of(path: &str) -> Option<String> {
     let rest = path.strip_prefix("/v1/tenants/")?;
     let t = rest.split('/').next()?;
     (!t.is_empty() && t.len() <= 16).then(|| t.to_owned())

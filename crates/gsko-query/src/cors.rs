@@ -20,8 +20,8 @@ const MAX_AGE_SECS: &str = "600";
 /// Whether `origin` may call `path`.
 fn allowed(state: &AppState, path: &str, origin: &str) -> bool {
     let lists = &state.cors;
-    if let Some(rest) = path.strip_prefix("/v1/tenants/") {
-        let Some(t) = rest.split('/').next().and_then(|t| Teryt::from_str(t).ok()) else {
+    if path.starts_with("/v1/tenants/") {
+        let Some(t) = crate::audit::tenant_of(path).and_then(|t| Teryt::from_str(&t).ok()) else {
             return false;
         };
         return lists.get(&t).is_some_and(|l| l.iter().any(|o| o == origin));

@@ -139,19 +139,9 @@ impl RateLimiter {
 /// The client a request is counted against: `key:<sha256>` for a known portal key, else
 /// `addr:<ip>` (the peer, else the first `X-Forwarded-For`), else `unknown`.
 fn client(state: &AppState, req: &Request) -> String {
-    if let Some(token) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
-        let hash = gsko_config::sha256(token.as_bytes());
-        if state.keys.iter().any(|k| k.key_sha256 == hash) {
-            let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-            return format!("key:{hex}");
-        }
+    if let Some(key) = crate::bearer(req.headers()).and_then(|t| crate::portal_key(state, t)) {
+        let hex: String = key.key_sha256.iter().map(|b| format!("{b:02x}")).collect();
+        return format!("key:{hex}");
     }
     // The peer's IP without its port: each connection has a new port.
     if let Some(c) = req.extensions().get::<ConnectInfo<SocketAddr>>() {

@@ -247,23 +247,26 @@ impl Caller<'_> {
     }
 }
 
-fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<Caller<'a>, ApiError> {
-    let value = headers
+/// The bearer token of a request, when its `Authorization` header carries one.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::MissingKey)?;
-    let token = value
-        .strip_prefix("Bearer ")
+        .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or(ApiError::MissingKey)?;
+}
+
+/// The portal key a token belongs to. Hashes are compared, not keys: equal-length digests,
+/// and no key material kept in memory.
+pub(crate) fn portal_key<'a>(state: &'a AppState, token: &str) -> Option<&'a PortalKey> {
     let hash = gsko_config::sha256(token.as_bytes());
-    // Compare hashes, not keys: equal-length digests, and no key material kept in memory.
-    let key = state
-        .keys
-        .iter()
-        .find(|k| k.key_sha256 == hash)
-        .ok_or(ApiError::UnknownKey)?;
+    state.keys.iter().find(|k| k.key_sha256 == hash)
+}
+
+fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<Caller<'a>, ApiError> {
+    let token = bearer(headers).ok_or(ApiError::MissingKey)?;
+    let key = portal_key(state, token).ok_or(ApiError::UnknownKey)?;
     Ok(Caller { key })
 }
 
