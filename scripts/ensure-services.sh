@@ -92,7 +92,7 @@ if ! command -v xmlsec1 >/dev/null 2>&1; then
 fi
 # Independent implementations the tests compare against (JSON Schema, CloudEvents SDK).
 if command -v python3 >/dev/null 2>&1; then
-  if ! python3 -c 'import jsonschema, referencing, cloudevents.core, mt940, signxml' >/dev/null 2>&1; then
+  if ! python3 -c 'import jsonschema, referencing, cloudevents.core, mt940, signxml, saml2, cryptography' >/dev/null 2>&1; then
     say "installing the Python test dependencies (scripts/requirements-test.txt)"
     python3 -m pip install -q -r "$(dirname "$0")/requirements-test.txt" \
       || { echo "pip could not install scripts/requirements-test.txt (needed by the schema tests)." >&2; exit 1; }

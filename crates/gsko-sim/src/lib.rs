@@ -18,6 +18,9 @@
 //!   (send, status, evidences), with ADE check digits and SHA3-512 attachment hashes.
 //! - [`pz`]: Profil Zaufany tpSigning5 (addDocumentToSigning/getSignedDocument with
 //!   WS-Security checked by xmlsec1, a signing page, XAdES signatures with `EPSignature`).
+//! - [`login`]: login.gov.pl (Węzeł Krajowy) SAML 2.0 IdP: signed AuthnRequest (HTTP-POST), a
+//!   login page of residents, HTTP-Artifact, ArtifactResolve answered with an ECDH-ES/AES-GCM
+//!   encrypted, xmlsec1-signed assertion, SOAP single logout, and faults for the SP's tests.
 //! - [`municipalities`]: five real gminy for the demo.
 //! - [`identifiers`]: PESEL, NIP, REGON and NRB with correct check digits.
 //!
@@ -48,6 +51,7 @@ pub mod epuap_send;
 pub mod ezd;
 pub mod identifiers;
 pub mod ledger;
+pub mod login;
 pub mod municipalities;
 mod names;
 pub mod payu;

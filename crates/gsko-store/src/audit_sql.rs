@@ -7,7 +7,6 @@
 use super::{micros, AuditEntry, AuditRow, ChainCheck, ChainEnds};
 use crate::payment_sql::FromInstant;
 use crate::StoreError;
-use chrono::{DateTime, Utc};
 
 const COLUMNS: &str =
     "seq, at, actor, tenant, resident_pesel, action, outcome, remote, prev_hash, hash";
@@ -416,34 +415,7 @@ macro_rules! audit_store {
     };
 }
 
-fn pg_instant(t: DateTime<Utc>) -> DateTime<Utc> {
-    t
-}
-
-fn pg_from_instant(
-    _: &'static str,
-    _: &str,
-    t: DateTime<Utc>,
-) -> Result<DateTime<Utc>, StoreError> {
-    Ok(t)
-}
-
-/// Microseconds since the epoch: SQLite stores instants as integers (see the migration).
-fn sqlite_instant(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-fn sqlite_from_instant(
-    table: &'static str,
-    key: &str,
-    us: i64,
-) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_micros(us).ok_or_else(|| StoreError::Corrupt {
-        table,
-        key: key.to_owned(),
-        reason: "timestamp out of range".to_owned(),
-    })
-}
+use crate::payment_sql::{pg_from_instant, pg_instant, sqlite_from_instant, sqlite_instant};
 
 audit_store!(
     mod: pg_impl,

@@ -572,30 +572,7 @@ macro_rules! case_work_store {
     };
 }
 
-fn pg_instant(t: DateTime<Utc>) -> DateTime<Utc> {
-    t
-}
-
-fn pg_from_instant(
-    _: &'static str,
-    _: &str,
-    t: DateTime<Utc>,
-) -> Result<DateTime<Utc>, StoreError> {
-    Ok(t)
-}
-
-/// Microseconds since the epoch: SQLite stores instants as integers (see the migration).
-fn sqlite_instant(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-fn sqlite_from_instant(
-    table: &'static str,
-    key: &str,
-    us: i64,
-) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_micros(us).ok_or_else(|| corrupt(table, key, "timestamp out of range"))
-}
+use crate::payment_sql::{pg_from_instant, pg_instant, sqlite_from_instant, sqlite_instant};
 
 case_work_store!(
     mod: pg_impl,

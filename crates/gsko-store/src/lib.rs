@@ -26,6 +26,7 @@ mod error;
 pub mod filing;
 mod filing_sql;
 pub mod letters;
+pub mod login;
 mod payment_sql;
 pub mod payments;
 mod plan;
@@ -42,6 +43,7 @@ pub use filing::{
     FilingOutcome, FilingRecord, FilingRoute, FilingStatus, FilingStore, FilingUpdate, NewFiling,
 };
 pub use letters::{LetterState, LetterView};
+pub use login::{LoginStore, PendingLogin, SessionRecord};
 pub use payments::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -139,6 +139,36 @@ pub(crate) type NotificationCols<I> = (
 /// How a backend turns a stored instant back into one (or reports the row corrupt).
 pub(crate) type FromInstant<I> = fn(&'static str, &str, I) -> Result<DateTime<Utc>, StoreError>;
 
+/// Postgres keeps instants as `timestamptz`.
+pub(crate) fn pg_instant(t: DateTime<Utc>) -> DateTime<Utc> {
+    t
+}
+
+pub(crate) fn pg_from_instant(
+    _: &'static str,
+    _: &str,
+    t: DateTime<Utc>,
+) -> Result<DateTime<Utc>, StoreError> {
+    Ok(t)
+}
+
+/// Microseconds since the epoch: SQLite stores instants as integers (see the migrations).
+pub(crate) fn sqlite_instant(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn sqlite_from_instant(
+    table: &'static str,
+    key: &str,
+    us: i64,
+) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(us).ok_or_else(|| StoreError::Corrupt {
+        table,
+        key: key.to_owned(),
+        reason: "timestamp out of range".to_owned(),
+    })
+}
+
 fn amount(table: &'static str, key: &str, grosze: i64) -> Result<Amount, StoreError> {
     Amount::from_grosze(grosze).map_err(|_| StoreError::Corrupt {
         table,
