@@ -16,6 +16,8 @@ const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 const SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
 const NATURAL_PERSON: &str = "http://eidas.europa.eu/attributes/naturalperson/";
+/// The login page's only script: submit the form to login.gov.pl.
+const AUTO_SUBMIT: &str = "document.forms[0].submit();";
 
 /// Where and who: the SP's and the identity provider's names and addresses.
 #[derive(Debug, Clone)]
@@ -167,16 +169,27 @@ impl ServiceProvider {
         format!(
             concat!(
                 "<!DOCTYPE html>\n<html lang=\"pl\"><head><meta charset=\"utf-8\"><title>login.gov.pl</title></head>",
-                "<body onload=\"document.forms[0].submit()\">",
+                "<body>",
                 "<form method=\"post\" action=\"{action}\">",
                 "<input type=\"hidden\" name=\"SAMLRequest\" value=\"{req}\">",
                 "<input type=\"hidden\" name=\"RelayState\" value=\"{relay}\">",
                 "<noscript><button type=\"submit\">Przejdź do login.gov.pl</button></noscript>",
-                "</form></body></html>\n"
+                "</form><script>{script}</script></body></html>\n"
             ),
             action = escape(&self.settings.sso_url),
             req = saml_request,
             relay = escape(relay_state),
+            script = AUTO_SUBMIT,
+        )
+    }
+
+    /// The Content-Security-Policy for [`Self::post_form`]'s page: nothing but its one script.
+    pub fn post_form_csp() -> String {
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(AUTO_SUBMIT.as_bytes());
+        format!(
+            "default-src 'none'; script-src 'sha256-{}'; frame-ancestors 'none'",
+            base64::engine::general_purpose::STANDARD.encode(hash)
         )
     }
 

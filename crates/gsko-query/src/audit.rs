@@ -9,9 +9,10 @@
 //! a busy service costs one database round trip per batch rather than per request. The PESEL
 //! goes to the audit table only; the ordinary logs never see it.
 
+use crate::login::{AuditNote, Principal};
 use crate::{AppState, RESIDENT_HEADER};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use gsko_model::Pesel;
@@ -77,9 +78,10 @@ impl AuditTrail {
     }
 }
 
-/// Whether a route reads or acts on tenant or resident data (everything under `/v1/`).
+/// Whether a route reads or acts on tenant or resident data (everything under `/v1/`), or
+/// logs a resident in or out.
 fn audited(path: &str) -> bool {
-    path.starts_with("/v1/")
+    path.starts_with("/v1/") || matches!(path, "/login/acs" | "/logout")
 }
 
 /// Where the request came from: the first `X-Forwarded-For` address when a proxy in front says
@@ -99,17 +101,24 @@ fn remote(req: &Request) -> Option<String> {
     })
 }
 
-/// The caller as the audit names it: the portal key's name (never the key), `unknown` for a
-/// key GSKO does not know, `anonymous` without one.
+/// The caller as the audit names it (see [`Principal::actor`]).
 fn actor(state: &AppState, req: &Request) -> String {
-    if !req.headers().contains_key(header::AUTHORIZATION) {
-        return "anonymous".into();
+    req.extensions()
+        .get::<Principal>()
+        .map_or_else(|| "anonymous".into(), |p| p.actor(state))
+}
+
+/// Whose data: a logged-in resident's own; else the well-formed PESEL a portal named (a
+/// malformed header names nobody).
+fn subject(req: &Request) -> Option<String> {
+    if let Some(Principal::Resident(s)) = req.extensions().get::<Principal>() {
+        return Some(s.pesel.clone());
     }
-    match crate::bearer(req.headers()).and_then(|t| crate::portal_key(state, t)) {
-        Some(k) if k.admin => format!("admin:{}", k.name),
-        Some(k) => format!("portal:{}", k.name),
-        None => "unknown".into(),
-    }
+    req.headers()
+        .get(RESIDENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Pesel::from_str(v).ok())
+        .map(|p| p.as_str().to_owned())
 }
 
 /// The tenant named in the path (`/v1/tenants/{teryt}/…`), as written (it may be invalid:
@@ -139,21 +148,27 @@ pub(crate) async fn audit_requests(
         at: chrono::Utc::now(),
         actor: actor(&state, &req),
         tenant: tenant_of(req.uri().path()),
-        // Only a well-formed PESEL is recorded: a malformed header names nobody.
-        resident_pesel: req
-            .headers()
-            .get(RESIDENT_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| Pesel::from_str(v).ok())
-            .map(|p| p.as_str().to_owned()),
+        resident_pesel: subject(&req),
         action: format!("{} {route}", req.method()),
         outcome: String::new(),
         remote: remote(&req),
     };
     let response = next.run(req).await;
-    let entry = AuditEntry {
-        outcome: response.status().as_u16().to_string(),
-        ..entry_base
+    let status = response.status().as_u16().to_string();
+    let entry = match response.extensions().get::<AuditNote>() {
+        Some(note) => AuditEntry {
+            actor: note.actor.clone().unwrap_or(entry_base.actor.clone()),
+            resident_pesel: note.pesel.clone().or(entry_base.resident_pesel.clone()),
+            outcome: match note.detail {
+                Some(d) => format!("{status} {d}"),
+                None => status,
+            },
+            ..entry_base
+        },
+        None => AuditEntry {
+            outcome: status,
+            ..entry_base
+        },
     };
     match trail.record(entry).await {
         Ok(()) => response,

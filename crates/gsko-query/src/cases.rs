@@ -7,7 +7,6 @@
 
 use crate::{authenticate, resident, tenant, ApiError, AppState};
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::Json;
 use gsko_model::CaseRef;
 use gsko_store::CaseView;
@@ -22,11 +21,11 @@ pub struct Cases {
 pub(crate) async fn cases(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    headers: crate::Authed,
 ) -> Result<Json<Cases>, ApiError> {
     let caller = authenticate(&s, &headers)?;
     let t = tenant(&s, &caller, &raw)?;
-    let pesel = resident(&headers)?;
+    let pesel = resident(&caller, &headers)?;
     let cases = s.store.resident_cases(&t, &pesel).await?;
     Ok(Json(Cases {
         tenant: t.to_string(),
@@ -37,11 +36,11 @@ pub(crate) async fn cases(
 pub(crate) async fn case(
     State(s): State<AppState>,
     Path((raw, raw_ref)): Path<(String, String)>,
-    headers: HeaderMap,
+    headers: crate::Authed,
 ) -> Result<Json<CaseView>, ApiError> {
     let caller = authenticate(&s, &headers)?;
     let t = tenant(&s, &caller, &raw)?;
-    let pesel = resident(&headers)?;
+    let pesel = resident(&caller, &headers)?;
     // The parser's message names the part of the znak that is wrong.
     let case_ref = CaseRef::parse(&raw_ref).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     s.store

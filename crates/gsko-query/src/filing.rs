@@ -110,12 +110,12 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
 async fn create_filing(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    headers: crate::Authed,
     body: Bytes,
 ) -> Result<Response, FilingApiError> {
     let caller = authenticate(&s, &headers)?;
     let t = tenant(&s, &caller, &raw)?;
-    let pesel = resident(&headers)?;
+    let pesel = resident(&caller, &headers)?;
     let key = idempotency_key(&headers)?;
     let letter: LetterForm = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("request body: {e}")))?;
@@ -123,7 +123,7 @@ async fn create_filing(
     let view = svc
         .file(FilingRequest {
             tenant: t,
-            client: caller.key.name.clone(),
+            client: caller.client(),
             idempotency_key: key,
             pesel,
             letter,
@@ -140,11 +140,11 @@ async fn create_filing(
 async fn filing(
     State(s): State<AppState>,
     Path((raw, filing_id)): Path<(String, String)>,
-    headers: HeaderMap,
+    headers: crate::Authed,
 ) -> Result<Json<FilingView>, FilingApiError> {
     let caller = authenticate(&s, &headers)?;
     let t = tenant(&s, &caller, &raw)?;
-    let pesel = resident(&headers)?;
+    let pesel = resident(&caller, &headers)?;
     let svc = service(&s)?;
     svc.filing(&t, &filing_id, &pesel)
         .await?

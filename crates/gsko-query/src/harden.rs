@@ -15,13 +15,15 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use tokio::time::Instant;
 
-/// Whether a path is the API proper (resident and tenant data).
+/// Whether a path is the API proper (resident and tenant data) or the login, which costs a
+/// round trip to login.gov.pl.
 fn api(path: &str) -> bool {
-    path.starts_with("/v1/")
+    path.starts_with("/v1/") || path.starts_with("/login") || path == "/logout"
 }
 
 /// Adds the security headers. Every answer is JSON, plain text or a 303 redirect — no page is
-/// ever rendered — so the strictest content policy fits all of them.
+/// ever rendered — so the strictest content policy fits all of them; the login's form page
+/// sets its own, allowing exactly its one script.
 pub(crate) async fn security_headers(
     State(state): State<AppState>,
     req: Request,
@@ -39,10 +41,10 @@ pub(crate) async fn security_headers(
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
     if v1 {
         // Personal data: no browser or proxy may keep a copy.
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -137,11 +139,20 @@ impl RateLimiter {
 }
 
 /// The client a request is counted against: `key:<sha256>` for a known portal key, else
-/// `addr:<ip>` (the peer, else the first `X-Forwarded-For`), else `unknown`.
+/// `session:<id>` for a resident's session, `addr:<ip>` (the peer, else the first
+/// `X-Forwarded-For`), else `unknown`.
 fn client(state: &AppState, req: &Request) -> String {
-    if let Some(key) = crate::bearer(req.headers()).and_then(|t| crate::portal_key(state, t)) {
-        let hex: String = key.key_sha256.iter().map(|b| format!("{b:02x}")).collect();
-        return format!("key:{hex}");
+    match req.extensions().get::<crate::login::Principal>() {
+        Some(crate::login::Principal::Portal(i)) => {
+            let hex: String = state.keys[*i]
+                .key_sha256
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            return format!("key:{hex}");
+        }
+        Some(crate::login::Principal::Resident(s)) => return format!("session:{}", s.sid),
+        _ => {}
     }
     // The peer's IP without its port: each connection has a new port.
     if let Some(c) = req.extensions().get::<ConnectInfo<SocketAddr>>() {

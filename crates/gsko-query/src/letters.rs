@@ -5,7 +5,6 @@
 
 use crate::{admin_tenant, authenticate, resident, tenant, ApiError, AppState};
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
@@ -18,11 +17,11 @@ pub struct Letters {
 pub(crate) async fn letters(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    headers: crate::Authed,
 ) -> Result<Json<Letters>, ApiError> {
     let caller = authenticate(&s, &headers)?;
     let t = tenant(&s, &caller, &raw)?;
-    let pesel = resident(&headers)?;
+    let pesel = resident(&caller, &headers)?;
     let letters = s.store.resident_letters(&t, &pesel).await?;
     Ok(Json(Letters {
         tenant: t.to_string(),
@@ -39,11 +38,11 @@ pub struct Decisions {
 pub(crate) async fn decisions(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    headers: crate::Authed,
 ) -> Result<Json<Decisions>, ApiError> {
     let caller = authenticate(&s, &headers)?;
     let t = tenant(&s, &caller, &raw)?;
-    let pesel = resident(&headers)?;
+    let pesel = resident(&caller, &headers)?;
     let decisions = s.store.resident_decisions(&t, &pesel).await?;
     Ok(Json(Decisions {
         tenant: t.to_string(),
@@ -67,7 +66,7 @@ pub struct AdminLetters {
 pub(crate) async fn admin_letters(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    headers: crate::Authed,
     query: Result<Query<AdminLettersQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AdminLetters>, ApiError> {
     let t = admin_tenant(&s, &headers, &raw)?;

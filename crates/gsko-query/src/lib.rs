@@ -13,6 +13,7 @@ mod due;
 mod filing;
 mod harden;
 mod letters;
+mod login;
 pub mod metrics;
 mod pay;
 mod resident;
@@ -32,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use harden::RateLimiter;
+pub use login::SESSION_COOKIE;
 pub use metrics::Registry;
 pub use resident::*;
 
@@ -66,6 +68,10 @@ pub struct AppState {
     pub hsts: bool,
     /// Browser origins allowed per tenant (CORS); empty: none.
     pub cors: Arc<BTreeMap<Teryt, Vec<String>>>,
+    /// Resident login (login.gov.pl) and sessions; `None`: only portal keys.
+    pub login: Option<Arc<gsko_login::LoginService>>,
+    /// Whether the session cookie is marked `Secure` (off only for plain-HTTP development).
+    pub secure_cookie: bool,
 }
 
 impl AppState {
@@ -93,7 +99,16 @@ impl AppState {
             rate_limit: None,
             hsts: false,
             cors: Arc::new(BTreeMap::new()),
+            login: None,
+            secure_cookie: true,
         }
+    }
+
+    /// Lets residents log in with login.gov.pl and use the service with their session.
+    pub fn with_login(mut self, login: Arc<gsko_login::LoginService>, secure_cookie: bool) -> Self {
+        self.login = Some(login);
+        self.secure_cookie = secure_cookie;
+        self
     }
 
     /// Audits every `/v1/` request into `store` (see [`audit`]).
@@ -141,6 +156,16 @@ pub enum ApiError {
     UnknownKey,
     #[error("this key may not use operations endpoints")]
     NotAdmin,
+    #[error("the session is invalid or has ended; log in again")]
+    InvalidSession,
+    #[error("the session reached its longest lifetime; log in again")]
+    SessionTooOld,
+    #[error("this operation is for a logged-in resident")]
+    NotResident,
+    #[error("this operation is for a portal backend's key")]
+    NotPortal,
+    #[error("resident login is not configured in this deployment")]
+    LoginNotConfigured,
     #[error("missing X-Resident-Pesel header")]
     MissingResident,
     #[error("X-Resident-Pesel: {0}")]
@@ -173,6 +198,11 @@ impl ApiError {
             ApiError::MissingKey => (StatusCode::UNAUTHORIZED, "missing_api_key"),
             ApiError::UnknownKey => (StatusCode::UNAUTHORIZED, "unknown_api_key"),
             ApiError::NotAdmin => (StatusCode::FORBIDDEN, "not_admin"),
+            ApiError::InvalidSession => (StatusCode::UNAUTHORIZED, "invalid_session"),
+            ApiError::SessionTooOld => (StatusCode::UNAUTHORIZED, "session_too_old"),
+            ApiError::NotResident => (StatusCode::FORBIDDEN, "not_resident"),
+            ApiError::NotPortal => (StatusCode::FORBIDDEN, "not_portal"),
+            ApiError::LoginNotConfigured => (StatusCode::NOT_FOUND, "login_not_configured"),
             ApiError::MissingResident => (StatusCode::BAD_REQUEST, "missing_resident"),
             ApiError::BadResident(_) => (StatusCode::BAD_REQUEST, "invalid_resident"),
             ApiError::BadTenant(_) => (StatusCode::BAD_REQUEST, "invalid_tenant"),
@@ -236,14 +266,62 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// The authenticated caller.
-struct Caller<'a> {
-    key: &'a PortalKey,
+/// The authenticated caller: a portal backend's key, or a logged-in resident.
+pub(crate) enum Caller<'a> {
+    Portal(&'a PortalKey),
+    Resident(&'a gsko_store::SessionRecord),
 }
 
 impl Caller<'_> {
+    /// A portal key reads its tenants; a resident reads their own data in every tenant.
     fn may_read(&self, t: &Teryt) -> bool {
-        self.key.tenants.as_ref().is_none_or(|ts| ts.contains(t))
+        match self {
+            Caller::Portal(key) => key.tenants.as_ref().is_none_or(|ts| ts.contains(t)),
+            Caller::Resident(_) => true,
+        }
+    }
+
+    fn is_admin(&self) -> bool {
+        matches!(self, Caller::Portal(k) if k.admin)
+    }
+
+    /// Who started an order or a filing (kept with it).
+    fn client(&self) -> String {
+        match self {
+            Caller::Portal(k) => k.name.clone(),
+            Caller::Resident(_) => "resident-session".into(),
+        }
+    }
+}
+
+/// A request's headers with the caller resolved for it (see [`login::resolve_principal`]).
+pub struct Authed {
+    headers: HeaderMap,
+    principal: login::Principal,
+}
+
+impl std::ops::Deref for Authed {
+    type Target = HeaderMap;
+    fn deref(&self) -> &HeaderMap {
+        &self.headers
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Authed {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Authed {
+            headers: parts.headers.clone(),
+            principal: parts
+                .extensions
+                .get::<login::Principal>()
+                .cloned()
+                .unwrap_or(login::Principal::Anonymous),
+        })
     }
 }
 
@@ -264,13 +342,32 @@ pub(crate) fn portal_key<'a>(state: &'a AppState, token: &str) -> Option<&'a Por
     state.keys.iter().find(|k| k.key_sha256 == hash)
 }
 
-fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<Caller<'a>, ApiError> {
-    let token = bearer(headers).ok_or(ApiError::MissingKey)?;
-    let key = portal_key(state, token).ok_or(ApiError::UnknownKey)?;
-    Ok(Caller { key })
+fn authenticate<'a>(state: &'a AppState, req: &'a Authed) -> Result<Caller<'a>, ApiError> {
+    match &req.principal {
+        login::Principal::Portal(i) => state
+            .keys
+            .get(*i)
+            .map(Caller::Portal)
+            .ok_or(ApiError::UnknownKey),
+        login::Principal::Resident(s) => Ok(Caller::Resident(s)),
+        login::Principal::Anonymous => Err(ApiError::MissingKey),
+        login::Principal::UnknownKey => Err(ApiError::UnknownKey),
+        login::Principal::BadSession => Err(ApiError::InvalidSession),
+        login::Principal::Unavailable => Err(ApiError::Unavailable),
+    }
 }
 
-fn resident(headers: &HeaderMap) -> Result<Pesel, ApiError> {
+/// The resident a request is about: a portal names them in `X-Resident-Pesel`; a logged-in
+/// resident is themselves, and naming anyone else answers like unknown data (404).
+fn resident(caller: &Caller<'_>, headers: &HeaderMap) -> Result<Pesel, ApiError> {
+    if let Caller::Resident(s) = caller {
+        let own = Pesel::from_str(&s.pesel).map_err(|_| ApiError::Internal)?;
+        return match headers.get(RESIDENT_HEADER) {
+            None => Ok(own),
+            Some(v) if v.to_str().ok() == Some(own.as_str()) => Ok(own),
+            Some(_) => Err(ApiError::NotFound),
+        };
+    }
     let v = headers
         .get(RESIDENT_HEADER)
         .ok_or(ApiError::MissingResident)?;
@@ -297,6 +394,9 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
         ("/readyz", get(readyz)),
         ("/metrics", get(metrics_text)),
         ("/openapi.yaml", get(openapi)),
+        ("/v1/session", get(login::session_info)),
+        ("/v1/session/renew", post(login::renew)),
+        ("/v1/session/exchange", post(login::exchange)),
         ("/v1/resident/summary", get(all_summaries)),
         ("/v1/tenants/{teryt}/resident/summary", get(summary)),
         ("/v1/tenants/{teryt}/resident/liabilities", get(liabilities)),
@@ -351,6 +451,16 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
     routes
 }
 
+/// The browser's side of the login: HTML pages and redirects of the SAML bindings, outside
+/// the JSON API (and its OpenAPI document); described in the README.
+fn browser_routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(login::home))
+        .route("/login", get(login::login))
+        .route("/login/acs", get(login::acs_get).post(login::acs_post))
+        .route("/logout", post(login::logout))
+}
+
 pub fn route_paths() -> Vec<&'static str> {
     routes().into_iter().map(|(p, _)| p).collect()
 }
@@ -373,7 +483,9 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
             .into_iter()
             .fold(Router::new(), |r, (path, handler)| r.route(path, handler))
     };
-    let other = fold(other).layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit));
+    let other = fold(other)
+        .merge(browser_routes())
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit));
     let filing = fold(filing).layer(tower_http::limit::RequestBodyLimitLayer::new(
         FILING_BODY_LIMIT.max(body_limit),
     ));
@@ -389,6 +501,11 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::audit_requests,
+        ))
+        // Before the audit: the audit names the caller this resolved.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            login::resolve_principal,
         ))
         .layer(axum::middleware::from_fn_with_state(
             requests,
@@ -460,10 +577,10 @@ async fn openapi() -> impl IntoResponse {
 
 async fn all_summaries(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    headers: Authed,
 ) -> Result<Json<AllSummaries>, ApiError> {
     let caller = authenticate(&s, &headers)?;
-    let pesel = resident(&headers)?;
+    let pesel = resident(&caller, &headers)?;
     let allowed: Vec<Teryt> = s
         .tenants
         .keys()
@@ -486,12 +603,12 @@ async fn all_summaries(
 
 async fn view(
     s: &AppState,
-    headers: &HeaderMap,
+    headers: &Authed,
     raw: &str,
 ) -> Result<(Teryt, gsko_store::ResidentView), ApiError> {
     let caller = authenticate(s, headers)?;
     let t = tenant(s, &caller, raw)?;
-    let pesel = resident(headers)?;
+    let pesel = resident(&caller, headers)?;
     let v = s
         .store
         .resident_view(&t, &pesel)
@@ -503,7 +620,7 @@ async fn view(
 async fn summary(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    headers: Authed,
 ) -> Result<Json<Summary>, ApiError> {
     let (t, v) = view(&s, &headers, &raw).await?;
     Ok(Json(Summary::of(
@@ -516,7 +633,7 @@ async fn summary(
 async fn liabilities(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    headers: Authed,
 ) -> Result<Json<Liabilities>, ApiError> {
     let (_, v) = view(&s, &headers, &raw).await?;
     Ok(Json(Liabilities::of(&v)))
@@ -525,7 +642,7 @@ async fn liabilities(
 async fn balance(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    headers: Authed,
 ) -> Result<Json<Balances>, ApiError> {
     let (_, v) = view(&s, &headers, &raw).await?;
     Ok(Json(Balances::of(&v)))
@@ -534,7 +651,7 @@ async fn balance(
 async fn ledger(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    headers: Authed,
 ) -> Result<Json<Ledger>, ApiError> {
     let (_, v) = view(&s, &headers, &raw).await?;
     Ok(Json(Ledger::of(&v)))
@@ -553,7 +670,7 @@ async fn due(
     State(s): State<AppState>,
     Path(raw): Path<String>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
-    headers: HeaderMap,
+    headers: Authed,
 ) -> Result<Json<due::Due>, ApiError> {
     let params: DueParams = serde_urlencoded_query(query.as_deref().unwrap_or(""))?;
     let as_of = match params.date.as_deref() {
@@ -597,9 +714,9 @@ fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(q: &str) -> Result<T, 
         .map_err(|e| ApiError::BadQuery(e.to_string()))
 }
 
-fn admin_tenant(s: &AppState, headers: &HeaderMap, raw: &str) -> Result<Teryt, ApiError> {
+fn admin_tenant(s: &AppState, headers: &Authed, raw: &str) -> Result<Teryt, ApiError> {
     let caller = authenticate(s, headers)?;
-    if !caller.key.admin {
+    if !caller.is_admin() {
         return Err(ApiError::NotAdmin);
     }
     tenant(s, &caller, raw)
@@ -608,7 +725,7 @@ fn admin_tenant(s: &AppState, headers: &HeaderMap, raw: &str) -> Result<Teryt, A
 async fn rejected_records(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    headers: Authed,
 ) -> Result<Json<RejectedRecords>, ApiError> {
     let t = admin_tenant(&s, &headers, &raw)?;
     let records = s.store.rejected_records(&t, 1000).await?;
@@ -623,7 +740,7 @@ async fn rejected_records(
 async fn parked_registrations(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    headers: Authed,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let t = admin_tenant(&s, &headers, &raw)?;
     let registrations = match &s.cases {
@@ -639,7 +756,7 @@ async fn parked_registrations(
 async fn imports(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    headers: Authed,
 ) -> Result<Json<Imports>, ApiError> {
     let t = admin_tenant(&s, &headers, &raw)?;
     let imports = s.store.imports(&t, 1000).await?;

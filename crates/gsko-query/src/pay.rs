@@ -70,12 +70,12 @@ fn service(s: &AppState) -> Result<&gsko_payments::PaymentService, ApiError> {
 pub(crate) async fn create_payment_order(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    headers: crate::Authed,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&s, &headers)?;
     let t = tenant(&s, &caller, &raw)?;
-    let pesel = resident(&headers)?;
+    let pesel = resident(&caller, &headers)?;
     let key = idempotency_key(&headers)?;
     let req: PaymentOrderRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("request body: {e}")))?;
@@ -99,7 +99,7 @@ pub(crate) async fn create_payment_order(
         .ok_or(ApiError::NotFound)?;
     let mut request = BasketRequest {
         tenant: t.clone(),
-        client: caller.key.name.clone(),
+        client: caller.client(),
         idempotency_key: key,
         pesel,
         requested: req
@@ -220,11 +220,11 @@ fn initiate_error(e: InitiateError) -> ApiError {
 pub(crate) async fn payment_order(
     State(s): State<AppState>,
     Path((raw, basket_id)): Path<(String, String)>,
-    headers: HeaderMap,
+    headers: crate::Authed,
 ) -> Result<Json<BasketView>, ApiError> {
     let caller = authenticate(&s, &headers)?;
     let t = tenant(&s, &caller, &raw)?;
-    let pesel = resident(&headers)?;
+    let pesel = resident(&caller, &headers)?;
     let svc = service(&s)?;
     svc.basket(&t, &basket_id, &pesel)
         .await?
@@ -243,7 +243,7 @@ pub struct Payments {
 pub(crate) async fn payments(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    headers: crate::Authed,
 ) -> Result<Json<Payments>, ApiError> {
     let (t, v) = crate::view(&s, &headers, &raw).await?;
     Ok(Json(Payments {
@@ -261,7 +261,7 @@ pub struct UnmatchedPayments {
 pub(crate) async fn unmatched_payments(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    headers: crate::Authed,
 ) -> Result<Json<UnmatchedPayments>, ApiError> {
     let t: Teryt = crate::admin_tenant(&s, &headers, &raw)?;
     let payments = s.store.unmatched_payments(&t, 1000).await?;
@@ -280,7 +280,7 @@ pub struct GatewayNotifications {
 pub(crate) async fn gateway_notifications(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    headers: crate::Authed,
 ) -> Result<Json<GatewayNotifications>, ApiError> {
     let t: Teryt = crate::admin_tenant(&s, &headers, &raw)?;
     let svc = service(&s)?;

@@ -427,6 +427,7 @@ async fn every_answer_matches_the_document() {
     assert_eq!(v["letters"][1]["case"]["case_ref"], "FN.3120.2.2026");
     assert_eq!(v["letters"][0]["answer"]["decision_id"], "ezd-1");
     cases_of_jan(&mut run).await;
+    session_cases(&mut run).await;
     let v = run
         .run(get(
             "/v1/tenants/{teryt}/admin/letters",
@@ -787,6 +788,87 @@ const MOVED: &str = "O%C5%9A.6131.2.2026";
 
 /// Jan's two cases (see the fixtures): epuap-2's, just registered, and epuap-1's, moved under
 /// another znak and closed, with the decision that answered the letter.
+/// The session operations: a resident's token, a portal key, none.
+async fn session_cases(run: &mut Run) {
+    const SESSION: &str = "/v1/session";
+    const RENEW: &str = "/v1/session/renew";
+    const EXCHANGE: &str = "/v1/session/exchange";
+    let token = session_token(&run.with.store, JAN).await;
+    let renewable = session_token(&run.with.store, JAN).await;
+    let case = |path: &str, method: &'static str, key: Option<&str>, body: Option<String>, want| {
+        let mut req = Req::get(path.to_owned(), None, None);
+        req.method = method;
+        req.body = body;
+        (path.to_owned(), req, key.map(str::to_owned), want)
+    };
+    // A one-time code, as the ACS would have issued it for a portal.
+    let code = "one-time-code-1";
+    gsko_store::LoginStore::login_code_create(
+        run.with.store.as_ref(),
+        &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(code.as_bytes())),
+        token.split('.').nth(2).unwrap(),
+        chrono::Utc::now() + chrono::Duration::minutes(1),
+    )
+    .await
+    .unwrap();
+    let cases = vec![
+        case(SESSION, "GET", Some(&token), None, 200),
+        case(SESSION, "GET", Some("k-all"), None, 403),
+        case(SESSION, "GET", None, None, 401),
+        case(SESSION, "GET", Some("gs1.0000.forged.1.AAAA"), None, 401),
+        case(RENEW, "POST", Some(&renewable), None, 200),
+        case(RENEW, "POST", Some(&renewable), None, 401),
+        case(RENEW, "POST", Some("k-all"), None, 403),
+        case(
+            EXCHANGE,
+            "POST",
+            Some("k-all"),
+            Some(format!(r#"{{"code":"{code}"}}"#)),
+            200,
+        ),
+        case(
+            EXCHANGE,
+            "POST",
+            Some("k-all"),
+            Some(format!(r#"{{"code":"{code}"}}"#)),
+            404,
+        ),
+        case(
+            EXCHANGE,
+            "POST",
+            Some("k-all"),
+            Some(r#"{"kod":1}"#.into()),
+            400,
+        ),
+        case(
+            EXCHANGE,
+            "POST",
+            Some(&token),
+            Some(r#"{"code":"x"}"#.into()),
+            403,
+        ),
+        case(EXCHANGE, "POST", None, Some(r#"{"code":"x"}"#.into()), 401),
+    ];
+    for (path, mut req, key, want) in cases {
+        req.key = key.as_deref();
+        let body = run
+            .run(Case {
+                doc_path: path.clone(),
+                req,
+                without_payments: false,
+                want,
+            })
+            .await;
+        if want == 200 && path == SESSION {
+            assert_eq!(
+                body["tenants"],
+                serde_json::json!([T1, T2]),
+                "Jan has data in both tenants"
+            );
+        }
+    }
+}
+
 async fn cases_of_jan(run: &mut Run) {
     let case_url = |r: &str| format!("/v1/tenants/{T1}/resident/cases/{r}");
     let k = Some("k-all");

@@ -35,6 +35,73 @@ pub const EWA: &str = "90020312344";
 
 pub const RETURN_URL: &str = "https://portal.example.pl/wynik";
 
+/// The session key of every test app.
+pub fn session_keys() -> gsko_login::SessionKeys {
+    gsko_login::SessionKeys::new(vec![vec![42; 32]]).unwrap()
+}
+
+/// Resident login wired to `store`. The identity provider is never reached here (the login
+/// itself is tested in gsko-login and the e2e tests); sessions are made by [`session_token`].
+pub fn login_service(
+    store: Arc<SqliteStore>,
+    dir: &std::path::Path,
+) -> Arc<gsko_login::LoginService> {
+    let creds = gsko_sim::login::make_sp_credentials(dir).unwrap();
+    let nowhere = "http://127.0.0.1:9/login";
+    let sp = gsko_login::ServiceProvider::new(
+        gsko_login::SpSettings {
+            entity_id: "gsko.test".into(),
+            provider_name: "GSKO".into(),
+            sp_type: "public".into(),
+            acs_url: "http://gsko.test/login/acs".into(),
+            idp_entity_id: "symulator.login.gov.pl".into(),
+            sso_url: nowhere.into(),
+            artifact_resolution_url: nowhere.into(),
+            logout_url: nowhere.into(),
+            loa: gsko_login::Loa::Substantial,
+            clock_skew: chrono::Duration::seconds(60),
+            require_signed_assertion: true,
+        },
+        gsko_login::Signer::from_pem(&creds.signing_cert_pem, &creds.signing_key_pem).unwrap(),
+        gsko_login::DecryptionKey::from_pem(&creds.encryption_key_pem).unwrap(),
+        gsko_login::certificates_from_pem(&creds.signing_cert_pem).unwrap(),
+    )
+    .unwrap();
+    Arc::new(gsko_login::LoginService {
+        sp,
+        keys: session_keys(),
+        store,
+        policy: gsko_login::SessionPolicy {
+            ttl: chrono::Duration::minutes(15),
+            max: chrono::Duration::hours(8),
+            login_timeout: chrono::Duration::minutes(10),
+            return_origins: vec![],
+        },
+    })
+}
+
+/// A live session of `pesel`, as a login would have created it; its token.
+pub async fn session_token(store: &SqliteStore, pesel: &str) -> String {
+    use gsko_store::LoginStore;
+    let now = chrono::Utc::now();
+    let sid = format!("test-{}", uuid::Uuid::now_v7().simple());
+    let s = gsko_store::SessionRecord {
+        sid: sid.clone(),
+        pesel: pesel.into(),
+        given_name: "Test".into(),
+        family_name: "Resident".into(),
+        loa: "http://eidas.europa.eu/LoA/substantial".into(),
+        name_id: pesel.into(),
+        session_index: Some("idx".into()),
+        created_at: now,
+        expires_at: now + chrono::Duration::minutes(15),
+        max_until: now + chrono::Duration::hours(8),
+        revoked_at: None,
+    };
+    store.session_create(&s).await.unwrap();
+    session_keys().sign(&sid, s.expires_at)
+}
+
 pub fn d(s: &str) -> NaiveDate {
     NaiveDate::from_str(s).unwrap()
 }
@@ -540,7 +607,7 @@ pub struct App {
     pub store: Arc<SqliteStore>,
     pub p24: Option<P24SimHandle>,
     pub payu: Option<PayuSimHandle>,
-    _dir: tempfile::TempDir,
+    pub _dir: tempfile::TempDir,
 }
 
 impl App {
@@ -663,6 +730,7 @@ pub async fn app_with(payments: bool, customize: impl FnOnce(AppState) -> AppSta
     .await
     .unwrap();
     state = state.with_cases(store.clone() as Arc<dyn gsko_store::CaseWorkStore>);
+    state = state.with_login(login_service(store.clone(), dir.path()), true);
     let (p24, payu) = if payments {
         let (service, p24, payu) = payment_service(store.clone()).await;
         // One notification in the audit, as the gateway endpoints would have written it.
