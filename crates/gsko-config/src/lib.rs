@@ -85,6 +85,79 @@ pub struct MainConfig {
     /// Portal backends allowed to call the query service.
     #[serde(default)]
     pub portals: Vec<PortalConfig>,
+    /// Resident login with Profil Zaufany through login.gov.pl (one SAML service provider for
+    /// the deployment: the PESEL identifies the resident in every tenant); absent: only
+    /// portal keys.
+    #[serde(default)]
+    pub login: Option<LoginConfig>,
+}
+
+/// The SAML service provider registered with Węzeł Krajowy, and resident sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginConfig {
+    /// The SP's entity id as registered (its Issuer; the assertion's audience).
+    pub entity_id: String,
+    /// `ProviderName`, agreed at registration.
+    pub provider_name: String,
+    /// eIDAS SPType: `public` for a municipality, `private` otherwise.
+    #[serde(default = "default_sp_type")]
+    pub sp_type: String,
+    /// The assertion consumer service as registered; defaults to `http.public_url` + `/login/acs`.
+    #[serde(default)]
+    pub acs_url: Option<String>,
+    /// Węzeł Krajowy's entity id (the Issuer of its messages).
+    pub idp_entity_id: String,
+    pub sso_url: String,
+    pub artifact_resolution_url: String,
+    pub logout_url: String,
+    /// PEM file with Węzeł Krajowy's signing certificate(s): only these are trusted.
+    pub idp_certificates: PathBuf,
+    /// The SP's signing certificate (PEM) and its EC P-256 key (PKCS#8 PEM).
+    pub signing_certificate: PathBuf,
+    pub signing_key: SecretSource,
+    /// The SP's EC P-256 encryption key (PKCS#8 PEM); its certificate is registered with WK.
+    pub encryption_key: SecretSource,
+    /// The least level of assurance accepted: `low`, `substantial` or `high`.
+    #[serde(default = "default_loa")]
+    pub loa: String,
+    /// Session signing keys, newest first (the first signs, all verify): each at least 32
+    /// bytes. Rotate by putting a new key first and removing the old one an hour later.
+    pub session_keys: Vec<SecretSource>,
+    /// A session's lifetime without renewal, in minutes.
+    #[serde(default = "default_session_minutes")]
+    pub session_minutes: u32,
+    /// The longest a login lasts, renewals included, in hours.
+    #[serde(default = "default_session_max_hours")]
+    pub session_max_hours: u32,
+    /// Portal origins a login may return to with a one-time code (`https://portal.example`).
+    #[serde(default)]
+    pub return_origins: Vec<String>,
+    /// Mark the session cookie `Secure` (turn off only for plain-HTTP development).
+    #[serde(default = "default_true")]
+    pub secure_cookie: bool,
+    /// Clock difference tolerated in the assertion's validity window, in seconds.
+    #[serde(default = "default_clock_skew")]
+    pub clock_skew_seconds: u32,
+}
+
+fn default_sp_type() -> String {
+    "public".into()
+}
+fn default_loa() -> String {
+    "substantial".into()
+}
+const fn default_session_minutes() -> u32 {
+    15
+}
+const fn default_session_max_hours() -> u32 {
+    8
+}
+const fn default_true() -> bool {
+    true
+}
+const fn default_clock_skew() -> u32 {
+    60
 }
 
 fn default_tenants_dir() -> PathBuf {
@@ -1100,6 +1173,9 @@ fn validate_main(path: &Path, main: &MainConfig) -> Result<(), ConfigError> {
         ));
     }
     validate_http(path, &main.http)?;
+    if let Some(l) = &main.login {
+        validate_login(path, l)?;
+    }
     let (url, key) = match &main.database {
         DatabaseConfig::Postgres { url, .. } => (Some(url), "database.url"),
         DatabaseConfig::Sqlite { .. } => (None, ""),
@@ -1123,6 +1199,71 @@ fn validate_main(path: &Path, main: &MainConfig) -> Result<(), ConfigError> {
             prefetch,
             ..
         } => check_bus(path, retry_delays_secs, *prefetch)?,
+    }
+    Ok(())
+}
+
+fn validate_login(path: &Path, l: &LoginConfig) -> Result<(), ConfigError> {
+    for (key, url) in [
+        ("login.sso_url", &l.sso_url),
+        ("login.artifact_resolution_url", &l.artifact_resolution_url),
+        ("login.logout_url", &l.logout_url),
+    ] {
+        validate_url(path, key, url)?;
+    }
+    if let Some(acs) = &l.acs_url {
+        validate_url(path, "login.acs_url", acs)?;
+    }
+    if !matches!(l.loa.as_str(), "low" | "substantial" | "high") {
+        return Err(ConfigError::invalid(
+            path,
+            "login.loa",
+            format!("{:?} is not one of low, substantial, high", l.loa),
+        ));
+    }
+    if l.session_keys.is_empty() {
+        return Err(ConfigError::invalid(
+            path,
+            "login.session_keys",
+            "needs at least one key",
+        ));
+    }
+    for (i, k) in l.session_keys.iter().enumerate() {
+        let key = format!("login.session_keys[{i}]");
+        let v = k
+            .resolve()
+            .map_err(|r| ConfigError::invalid(path, &key, r))?;
+        if v.expose().len() < 32 {
+            return Err(ConfigError::invalid(
+                path,
+                key,
+                "a session key needs at least 32 bytes (e.g. `openssl rand -hex 32`)",
+            ));
+        }
+    }
+    if l.session_minutes == 0 || l.session_max_hours == 0 {
+        return Err(ConfigError::invalid(
+            path,
+            "login.session_minutes",
+            "session_minutes and session_max_hours must be at least 1",
+        ));
+    }
+    for o in &l.return_origins {
+        validate_origin(path, o).map_err(|_| {
+            ConfigError::invalid(
+                path,
+                "login.return_origins",
+                format!("{o:?} is not an origin (scheme://host[:port])"),
+            )
+        })?;
+    }
+    for (key, secret) in [
+        ("login.signing_key", &l.signing_key),
+        ("login.encryption_key", &l.encryption_key),
+    ] {
+        secret
+            .resolve()
+            .map_err(|r| ConfigError::invalid(path, key, r))?;
     }
     Ok(())
 }

@@ -221,3 +221,24 @@ pub(crate) async fn fresh_database_named(url: &str, name: &str) -> Result<String
     let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
     Ok(format!("{base}/{name}"))
 }
+
+#[derive(Clone, Copy)]
+pub(crate) struct Percentiles {
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+/// p50, p99 and max (sorts `v`); `None` for an empty list.
+pub(crate) fn percentiles(v: &mut [Duration]) -> Option<Percentiles> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort();
+    let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    Some(Percentiles {
+        p50: at(0.50),
+        p99: at(0.99),
+        max: v[v.len() - 1],
+    })
+}

@@ -18,7 +18,7 @@
 //! Everything runs in this process, simulator included, so the peak RSS is the daemon's side
 //! plus the simulator's.
 
-use crate::bench::{peak_rss_kb, reset_peak_rss, tempfile_dir};
+use crate::bench::{peak_rss_kb, percentiles, reset_peak_rss, tempfile_dir, Percentiles};
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -1008,25 +1008,4 @@ async fn drain(bus: &Arc<dyn Bus>, queue: &str) -> Result<usize> {
             .await
             .with_context(|| format!("acknowledging in {queue}"))?;
     }
-}
-
-#[derive(Clone, Copy)]
-struct Percentiles {
-    p50: Duration,
-    p99: Duration,
-    max: Duration,
-}
-
-/// p50, p99 and max (sorts `v`); `None` for an empty list.
-fn percentiles(v: &mut [Duration]) -> Option<Percentiles> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort();
-    let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-    Some(Percentiles {
-        p50: at(0.50),
-        p99: at(0.99),
-        max: v[v.len() - 1],
-    })
 }

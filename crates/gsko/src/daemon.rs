@@ -80,18 +80,21 @@ pub struct Backends {
     pub cases: Arc<dyn gsko_store::CaseWorkStore>,
     /// The same database's audit log (who read whose data).
     pub audit: Arc<dyn gsko_store::AuditStore>,
+    /// The same database, seen by resident login (pending logins, sessions).
+    pub logins: Arc<dyn gsko_store::LoginStore>,
     pub bus: Arc<dyn Bus>,
 }
 
 pub async fn open_backends(cfg: &Config) -> Result<Backends> {
     #[allow(clippy::type_complexity)]
-    let (store, payments, deliveries, filings, cases, audit): (
+    let (store, payments, deliveries, filings, cases, audit, logins): (
         Arc<dyn Store>,
         Arc<dyn gsko_store::PaymentStore>,
         Arc<dyn gsko_store::DeliveryStore>,
         Arc<dyn gsko_store::FilingStore>,
         Arc<dyn gsko_store::CaseWorkStore>,
         Arc<dyn gsko_store::AuditStore>,
+        Arc<dyn gsko_store::LoginStore>,
     ) = match &cfg.main.database {
         DatabaseConfig::Postgres {
             url,
@@ -112,6 +115,7 @@ pub async fn open_backends(cfg: &Config) -> Result<Backends> {
                 pg.clone(),
                 pg.clone(),
                 pg.clone(),
+                pg.clone(),
                 pg,
             )
         }
@@ -123,6 +127,7 @@ pub async fn open_backends(cfg: &Config) -> Result<Backends> {
                     .with_context(|| format!("opening SQLite database {}", path.display()))?,
             );
             (
+                lite.clone(),
                 lite.clone(),
                 lite.clone(),
                 lite.clone(),
@@ -176,6 +181,7 @@ pub async fn open_backends(cfg: &Config) -> Result<Backends> {
         filings,
         cases,
         audit,
+        logins,
         bus,
     })
 }
@@ -448,6 +454,7 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
         filings,
         cases,
         audit,
+        logins,
         bus,
     } = open_backends(&cfg).await?;
     let (tx, rx) = watch::channel(false);
@@ -517,6 +524,10 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
             .map(|(t, (_, c))| (t.clone(), c.cors_origins.clone()))
             .collect(),
     );
+    if let Some(login) = crate::login::service(&cfg, logins).context("starting resident login")? {
+        let secure = cfg.main.login.as_ref().is_none_or(|l| l.secure_cookie);
+        state = state.with_login(login, secure);
+    }
     let mut payment_tasks = crate::payments::spawn(&cfg, &payment_store, &bus, &metrics, &rx)
         .await
         .context("starting the payment service")?;

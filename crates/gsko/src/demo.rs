@@ -342,7 +342,84 @@ pub async fn start_gateways() -> Result<(
     ))
 }
 
-fn main_toml(listen: &str) -> String {
+/// The simulated login.gov.pl of the demo, with the SP's keys it was set up with.
+pub struct DemoLogin {
+    pub sim: gsko_sim::login::LoginSim,
+    pub creds: gsko_sim::login::SpCredentials,
+    pub idp_certificate: PathBuf,
+}
+
+/// The demo's SP entity id (registered with the simulated login.gov.pl).
+const DEMO_SP_ENTITY: &str = "gsko-demo.gmina.example";
+
+/// Starts a simulated login.gov.pl where Jan, Anna and Piotr can log in, and makes the SP's
+/// keys for it (openssl) under `dir/login`.
+pub async fn start_login(dir: &Path, listen: &str) -> Result<DemoLogin> {
+    use gsko_sim::login::{make_sp_credentials, LoginSim, LoginSimConfig, SimIdentity};
+    let keys = dir.join("login");
+    std::fs::create_dir_all(&keys)?;
+    let creds = make_sp_credentials(&keys).context("making the demo SP's keys with openssl")?;
+    let resident = |(pesel, name): (&str, &str), born: &str| {
+        let (given, family) = name.split_once(' ').unwrap_or((name, ""));
+        SimIdentity::new(pesel, given, family, born)
+    };
+    let sim = LoginSim::start(
+        LoginSimConfig::new(
+            DEMO_SP_ENTITY,
+            &format!("http://{listen}/login/acs"),
+            &creds.signing_cert_pem,
+            &creds.encryption_cert_pem,
+        )
+        .with_resident(resident(JAN, "1978-03-15"))
+        .with_resident(resident(ANNA, "1981-07-22"))
+        .with_resident(resident(PIOTR, "1983-11-09")),
+    )
+    .context("starting the simulated login.gov.pl")?;
+    let idp_certificate = keys.join("idp-certificate.pem");
+    std::fs::write(&idp_certificate, sim.idp_certificate_pem())?;
+    Ok(DemoLogin {
+        sim,
+        creds,
+        idp_certificate,
+    })
+}
+
+fn login_toml(login: Option<&DemoLogin>) -> String {
+    let Some(l) = login else {
+        return String::new();
+    };
+    format!(
+        r#"
+# Resident login through the simulated login.gov.pl. The cookie is not marked Secure because
+# the demo serves plain HTTP; a deployment keeps the default (true) behind HTTPS.
+[login]
+entity_id = "{entity}"
+provider_name = "GSKO demo"
+idp_entity_id = "{idp}"
+sso_url = "{sso}"
+artifact_resolution_url = "{ars}"
+logout_url = "{slo}"
+idp_certificates = "{idp_cert}"
+signing_certificate = "{sig_cert}"
+signing_key = {{ file = "{sig_key}" }}
+encryption_key = {{ file = "{enc_key}" }}
+session_keys = [{{ value = "demo-session-key-0123456789abcdef0123456789abcdef" }}]
+secure_cookie = false
+"#,
+        entity = DEMO_SP_ENTITY,
+        idp = l.sim.entity_id(),
+        sso = l.sim.sso_url(),
+        ars = l.sim.artifact_resolution_url(),
+        slo = l.sim.logout_url(),
+        idp_cert = l.idp_certificate.display(),
+        sig_cert = l.creds.signing_cert_path.display(),
+        sig_key = l.creds.signing_key_path.display(),
+        enc_key = l.creds.encryption_key_path.display(),
+    )
+}
+
+fn main_toml(listen: &str, login: Option<&DemoLogin>) -> String {
+    let login = login_toml(login);
     format!(
         r#"# Embedded demo configuration, written by `gsko demo`.
 version = 1
@@ -374,8 +451,17 @@ name = "demo-admin"
 api_key = {{ value = "{DEMO_ADMIN_KEY}" }}
 tenants = ["*"]
 admin = true
-"#
+{login}"#
     )
+}
+
+/// The simulated external systems the demo configuration points at.
+#[derive(Default)]
+pub struct DemoSystems<'a> {
+    pub gateways: Option<&'a DemoGateways>,
+    pub epuap: Option<&'a DemoEpuap>,
+    pub ezd: Option<&'a DemoEzd>,
+    pub login: Option<&'a DemoLogin>,
 }
 
 /// Writes the configuration and the exports; returns the main config path.
@@ -384,10 +470,14 @@ pub fn prepare(
     listen: &str,
     taxpayers: usize,
     keep: bool,
-    gateways: Option<&DemoGateways>,
-    epuap: Option<&DemoEpuap>,
-    ezd: Option<&DemoEzd>,
+    systems: DemoSystems<'_>,
 ) -> Result<PathBuf> {
+    let DemoSystems {
+        gateways,
+        epuap,
+        ezd,
+        login,
+    } = systems;
     if dir.exists() && !keep {
         std::fs::remove_dir_all(dir).with_context(|| format!("wiping {}", dir.display()))?;
     }
@@ -424,7 +514,7 @@ pub fn prepare(
         )?;
     }
     let main = dir.join("gsko.toml");
-    std::fs::write(&main, main_toml(listen))?;
+    std::fs::write(&main, main_toml(listen, login))?;
     Ok(main)
 }
 
@@ -435,6 +525,11 @@ pub fn instructions(listen: &str) -> String {
         r#"
 GSKO demo is ready: five municipalities imported into the embedded view.
 Query API: http://{listen}  (OpenAPI: http://{listen}/openapi.yaml, metrics: /metrics)
+
+Log in as a resident in a browser: http://{listen}/ → "Zaloguj się przez login.gov.pl"; the
+simulated login.gov.pl lists Jan Kowalski, Anna Nowak and Piotr Nowak. Then the same API
+answers with your session cookie: http://{listen}/v1/session, http://{listen}/v1/resident/summary,
+http://{listen}/v1/tenants/{m0}/resident/liabilities (as Jan). "Wyloguj" on / logs out.
 
 Jan Kowalski owns property in {a} and {b} — his summary across both:
   curl -s -H 'Authorization: Bearer {key}' -H 'X-Resident-Pesel: {jan}' http://{listen}/v1/resident/summary
@@ -491,14 +586,18 @@ pub async fn run(o: DemoOptions) -> Result<()> {
         Some(e) => Some(start_ezd(&e.tenants, EZD_STEP).await?),
         None => None,
     };
+    let login = start_login(&o.dir, &o.listen).await?;
     let main = prepare(
         &o.dir,
         &o.listen,
         o.taxpayers,
         true,
-        Some(&gateways),
-        epuap.as_ref(),
-        ezd.as_ref(),
+        DemoSystems {
+            gateways: Some(&gateways),
+            epuap: epuap.as_ref(),
+            ezd: ezd.as_ref(),
+            login: Some(&login),
+        },
     )?;
     let ledger = tokio::spawn(demo_ledger(o.dir.clone()));
     let cfg =

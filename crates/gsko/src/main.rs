@@ -5,12 +5,15 @@ mod audit;
 mod bench;
 mod bench_ezd;
 mod bench_letters;
+mod bench_login;
 mod bench_payments;
+mod bench_query;
 mod cases;
 mod daemon;
 mod delivery;
 mod demo;
 mod epuap;
+mod login;
 mod payments;
 
 use anyhow::{Context, Result};
@@ -192,6 +195,51 @@ enum BenchWhat {
         #[command(flatten)]
         backends: BenchBackends,
     },
+    /// Measure resident logins per second: whole logins over HTTP through the simulated
+    /// login.gov.pl (store in PostgreSQL), then GSKO's share alone (one ArtifactResponse
+    /// validated repeatedly); prints a table.
+    Login {
+        /// Whole logins made.
+        #[arg(long, default_value_t = 200)]
+        logins: usize,
+        /// Logins in flight at a time.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Validations of one captured ArtifactResponse.
+        #[arg(long, default_value_t = 2000)]
+        validations: usize,
+        /// The PostgreSQL server (a database gsko_bench_login is created on it).
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        database_url: String,
+    },
+    /// Measure resident queries per second and their p50/p99 latency on loopback: N residents
+    /// seeded into PostgreSQL through the store (reused by the next run), the query service
+    /// served in-process as the daemon serves it (audit log on, no rate limit), a closed-loop
+    /// load of keep-alive connections, a random resident per request; prints a table.
+    Query {
+        /// Residents in the view, across five tenants.
+        #[arg(long, default_value_t = 1_000_000)]
+        residents: usize,
+        /// Concurrent keep-alive connections, each with one request in flight.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Seconds measured per endpoint, after a 2 s warm-up.
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// Concurrent `apply` calls while seeding.
+        #[arg(long, default_value_t = 4)]
+        writers: usize,
+        /// The benchmark's own database (created when missing; seeded, kept for the next run).
+        #[arg(
+            long,
+            env = "GSKO_BENCH_QUERY_DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/gsko_bench_query"
+        )]
+        database_url: String,
+        /// Do not run `wrk` even when it is installed.
+        #[arg(long)]
+        no_wrk: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -262,7 +310,10 @@ fn main() -> ExitCode {
         cli.command,
         Command::Bench {
             what: Some(
-                BenchWhat::Payments { .. } | BenchWhat::Letters { .. } | BenchWhat::Ezd { .. }
+                BenchWhat::Payments { .. }
+                    | BenchWhat::Letters { .. }
+                    | BenchWhat::Ezd { .. }
+                    | BenchWhat::Login { .. }
             ),
             ..
         }
@@ -572,6 +623,49 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
                 mode: backends.mode,
                 database_url: backends.database_url,
                 amqp_url: backends.amqp_url,
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            what:
+                Some(BenchWhat::Login {
+                    logins,
+                    concurrency,
+                    validations,
+                    database_url,
+                }),
+            ..
+        } => {
+            bench_login::run(bench_login::LoginBenchOptions {
+                logins,
+                concurrency,
+                validations,
+                database_url,
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            what:
+                Some(BenchWhat::Query {
+                    residents,
+                    connections,
+                    duration,
+                    writers,
+                    database_url,
+                    no_wrk,
+                }),
+            ..
+        } => {
+            bench_query::run(bench_query::QueryBenchOptions {
+                residents,
+                connections,
+                duration: std::time::Duration::from_secs(duration),
+                warmup: std::time::Duration::from_secs(2),
+                database_url,
+                writers,
+                wrk: !no_wrk,
             })
             .await?;
             Ok(ExitCode::SUCCESS)
