@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure what the test suite needs is running: PostgreSQL on 127.0.0.1:5432 (trust or
 # password-less access for the postgres user), RabbitMQ on 127.0.0.1:5672 (guest/guest),
-# xmllint (an independent XSD validator used by the tests) and xmlsec1 (an independent
-# XML-signature implementation used by the tests).
+# xmllint (an independent XSD validator used by the tests), xmlsec1 (an independent
+# XML-signature implementation used by the tests) and Chromium with chromedriver (a real browser
+# for the login test).
 # Starts them when installed but stopped; installs them from Debian's packages when missing and
 # running as root on Debian/Ubuntu (saying so); otherwise stops with one sentence naming what is
 # missing and how to get it.
@@ -90,6 +91,13 @@ if ! command -v xmlsec1 >/dev/null 2>&1; then
     echo "xmlsec1 is missing (the tests check XML signatures against it): install xmlsec1." >&2; exit 1
   fi
 fi
+# A real browser for the resident-login test (tests/e2e/login_browser.rs), which drives Debian's
+# Chromium through its WebDriver server; the paths are Debian's.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if can_install; then apt_install chromium chromium-driver; else
+    echo "Chromium or chromedriver is missing (the browser login test runs /usr/bin/chromium through /usr/bin/chromedriver): install Debian's chromium and chromium-driver packages." >&2; exit 1
+  fi
+fi
 # Independent implementations the tests compare against (JSON Schema, CloudEvents SDK).
 if command -v python3 >/dev/null 2>&1; then
   if ! python3 -c 'import jsonschema, referencing, cloudevents.core, mt940, signxml, saml2, cryptography' >/dev/null 2>&1; then
@@ -98,4 +106,4 @@ if command -v python3 >/dev/null 2>&1; then
       || { echo "pip could not install scripts/requirements-test.txt (needed by the schema tests)." >&2; exit 1; }
   fi
 fi
-say "PostgreSQL, RabbitMQ, xmllint and the Python validators are ready"
+say "PostgreSQL, RabbitMQ, xmllint, Chromium and the Python validators are ready"
