@@ -1416,6 +1416,62 @@ tenants = ["1465011"]
     }
 
     #[test]
+    fn login_is_validated_key_by_key() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "tenants/1465011.toml",
+            "teryt = \"1465011\"\nname = \"W\"\n",
+        );
+        let login = |extra: &str, keys: &str| {
+            format!(
+                r#"{MAIN}[login]
+entity_id = "gsko.test"
+provider_name = "GSKO"
+idp_entity_id = "login.gov.pl"
+sso_url = "https://login.gov.pl/login/SingleSignOnService"
+artifact_resolution_url = "https://login.gov.pl/login-services/idpArtifactResolutionService"
+logout_url = "https://login.gov.pl/login-services/singleLogoutService"
+idp_certificates = "wk.pem"
+signing_certificate = "sig.pem"
+signing_key = {{ value = "k" }}
+encryption_key = {{ value = "k" }}
+session_keys = [{keys}]
+{extra}
+"#
+            )
+        };
+        let good_key = r#"{ value = "0123456789abcdef0123456789abcdef" }"#;
+        let load = |text: String| {
+            write(d.path(), "gsko.toml", &text);
+            Config::load(&d.path().join("gsko.toml")).map(|c| c.main.login.unwrap())
+        };
+        let l = load(login("", good_key)).unwrap();
+        assert_eq!(
+            (l.loa.as_str(), l.session_minutes, l.secure_cookie),
+            ("substantial", 15, true)
+        );
+        let cases = [
+            (login("", r#"{ value = "short" }"#), "login.session_keys[0]"),
+            (login("", ""), "login.session_keys"),
+            (login("loa = \"medium\"", good_key), "login.loa"),
+            (
+                login("return_origins = [\"https://portal.example/x\"]", good_key),
+                "login.return_origins",
+            ),
+            (login("acs_url = \"ftp://x\"", good_key), "login.acs_url"),
+            (
+                login("session_minutes = 0", good_key),
+                "login.session_minutes",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = load(text).unwrap_err().to_string();
+            assert!(e.contains(&format!("key `{key}`")), "{key}: {e}");
+        }
+    }
+
+    #[test]
     fn cors_origins_must_be_origins() {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "gsko.toml", MAIN);

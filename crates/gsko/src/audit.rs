@@ -9,29 +9,85 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-/// The database alone (no broker): what the audit commands need.
-pub async fn open_store(cfg: &Config) -> Result<Arc<dyn AuditStore>> {
+/// The database alone (no broker): what the audit and session commands need.
+pub enum Database {
+    Postgres(Arc<gsko_store::PgStore>),
+    Sqlite(Arc<gsko_store::SqliteStore>),
+}
+
+impl Database {
+    pub fn audit(&self) -> Arc<dyn AuditStore> {
+        match self {
+            Database::Postgres(s) => s.clone(),
+            Database::Sqlite(s) => s.clone(),
+        }
+    }
+
+    pub fn logins(&self) -> Arc<dyn gsko_store::LoginStore> {
+        match self {
+            Database::Postgres(s) => s.clone(),
+            Database::Sqlite(s) => s.clone(),
+        }
+    }
+}
+
+pub async fn open_database(cfg: &Config) -> Result<Database> {
     Ok(match &cfg.main.database {
         DatabaseConfig::Postgres { url, .. } => {
             let url = url
                 .resolve()
                 .map_err(anyhow::Error::msg)
                 .context("database.url")?;
-            Arc::new(
+            Database::Postgres(Arc::new(
                 gsko_store::PgStore::connect(url.expose(), 2)
                     .await
                     .context("connecting to PostgreSQL")?,
-            )
+            ))
         }
         DatabaseConfig::Sqlite { path } => {
             let path = cfg.resolve_path(path);
-            Arc::new(
+            Database::Sqlite(Arc::new(
                 gsko_store::SqliteStore::open(&path)
                     .await
                     .with_context(|| format!("opening SQLite database {}", path.display()))?,
-            )
+            ))
         }
     })
+}
+
+pub async fn open_store(cfg: &Config) -> Result<Arc<dyn AuditStore>> {
+    Ok(open_database(cfg).await?.audit())
+}
+
+/// Ends every live session of a resident (a lost or stolen device, a request of the
+/// resident); the action goes to the audit log. Returns how many sessions were ended.
+pub async fn revoke_sessions(db: &Database, pesel: &gsko_model::Pesel) -> Result<u64> {
+    let now = Utc::now();
+    let n = db
+        .logins()
+        .session_revoke_resident(pesel.as_str(), now)
+        .await
+        .context("revoking sessions")?;
+    db.audit()
+        .audit_append(&[gsko_store::AuditEntry {
+            at: now,
+            actor: format!("cli:{}", whoami()),
+            tenant: None,
+            resident_pesel: Some(pesel.as_str().to_owned()),
+            action: "revoke sessions".into(),
+            outcome: format!("{n} revoked"),
+            remote: None,
+        }])
+        .await
+        .context("recording the revocation in the audit log")?;
+    Ok(n)
+}
+
+/// The operating-system user running the command, for the audit.
+fn whoami() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Checks the whole chain; prints what it found. `Ok(false)` when the chain is broken.

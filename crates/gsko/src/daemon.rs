@@ -524,6 +524,9 @@ pub async fn run(cfg: Config, mut opts: Options) -> Result<()> {
             .map(|(t, (_, c))| (t.clone(), c.cors_origins.clone()))
             .collect(),
     );
+    if cfg.main.login.is_some() {
+        crate::login::spawn_pruning(logins.clone(), rx.clone());
+    }
     if let Some(login) = crate::login::service(&cfg, logins).context("starting resident login")? {
         let secure = cfg.main.login.as_ref().is_none_or(|l| l.secure_cookie);
         state = state.with_login(login, secure);

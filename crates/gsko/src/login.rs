@@ -76,3 +76,22 @@ pub fn service(cfg: &Config, store: Arc<dyn LoginStore>) -> Result<Option<Arc<Lo
         },
     })))
 }
+
+/// Deletes expired login state every 10 minutes (pending logins, one-time markers, codes,
+/// sessions past their longest lifetime) until shutdown.
+pub fn spawn_pruning(store: Arc<dyn LoginStore>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            match store.login_prune(chrono::Utc::now()).await {
+                Ok(n) if n > 0 => tracing::info!(rows = n, "expired login state pruned"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pruning login state failed; retried later"),
+            }
+        }
+    });
+}

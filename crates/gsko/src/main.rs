@@ -73,6 +73,11 @@ enum Command {
         #[command(subcommand)]
         what: AuditWhat,
     },
+    /// Residents' login sessions.
+    Sessions {
+        #[command(subcommand)]
+        what: SessionsWhat,
+    },
     /// Validate a configuration offline; exit code 78 names file, key and reason on an error.
     CheckConfig { file: PathBuf },
     /// Print what an external file would become, touching nothing.
@@ -118,6 +123,18 @@ enum AuditWhat {
         out: PathBuf,
         #[arg(long, default_value_t = 10_000)]
         batch: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsWhat {
+    /// End every live session of a resident at once (audited); prints how many.
+    Revoke {
+        #[arg(long)]
+        config: PathBuf,
+        /// The resident's PESEL.
+        #[arg(long)]
+        resident: String,
     },
 }
 
@@ -391,6 +408,28 @@ async fn dispatch(cmd: Command) -> Result<ExitCode> {
                 );
             }
             eprintln!("{} parked message(s)", parked.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sessions {
+            what: SessionsWhat::Revoke { config, resident },
+        } => {
+            let cfg = match gsko_config::Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("gsko: configuration error: {e}");
+                    return Ok(ExitCode::from(EXIT_CONFIG));
+                }
+            };
+            let pesel: gsko_model::Pesel = match resident.parse() {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("gsko: --resident: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let db = audit::open_database(&cfg).await?;
+            let n = audit::revoke_sessions(&db, &pesel).await?;
+            println!("{n} session(s) revoked");
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit { what } => {
