@@ -61,6 +61,7 @@ const ERRORS_SHOWN: usize = 5;
 
 /// One line of the table.
 struct Row {
+    caller: &'static str,
     endpoint: &'static str,
     requests: u64,
     wall: Duration,
@@ -107,9 +108,33 @@ pub(crate) struct Residents {
     count: usize,
     /// The portal backend's API key (random per run; the service knows only its hash).
     portal_key: String,
+    /// Resident mode: the session tokens of the sampled residents (see [`Residents::pick`]),
+    /// each resident asking for their own data; `None`: the portal asks, naming the resident.
+    /// Sorted by resident index.
+    sessions: Option<Vec<(usize, String)>>,
 }
 
 impl Residents {
+    /// Distance between two sampled residents (`wrk`'s, and the ones with a session).
+    fn sample_step(&self) -> usize {
+        self.count / WRK_SAMPLE.min(self.count)
+    }
+
+    /// The next resident to ask about: any of the N for a portal; one of the sampled residents
+    /// with a session in resident mode.
+    fn pick(&self, rng: &mut impl Rng) -> usize {
+        match &self.sessions {
+            None => rng.gen_range(0..self.count),
+            Some(s) => s[rng.gen_range(0..s.len())].0,
+        }
+    }
+
+    fn caller(&self) -> &'static str {
+        match &self.sessions {
+            None => "portal key + X-Resident-Pesel",
+            Some(_) => "resident session",
+        }
+    }
     fn tenant(&self, resident_index: usize) -> &Teryt {
         &self.tenants[resident_index % self.tenants.len()]
     }
@@ -119,6 +144,17 @@ impl Residents {
     /// (a resident's signed session) replaces this function and nothing else.
     pub(crate) fn auth_headers(&self, resident_index: usize) -> HeaderMap {
         let mut h = HeaderMap::with_capacity(2);
+        if let Some(sessions) = &self.sessions {
+            let token = sessions
+                .binary_search_by_key(&resident_index, |(n, _)| *n)
+                .map(|i| &sessions[i].1)
+                .expect("resident mode asks only about residents with a session");
+            h.insert(
+                AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {token}")).expect("a token is ASCII"),
+            );
+            return h;
+        }
         let bearer = format!("Bearer {}", self.portal_key);
         h.insert(
             AUTHORIZATION,
@@ -163,35 +199,50 @@ pub async fn run(o: QueryBenchOptions) -> Result<()> {
     open_database(&o.database_url).await?;
     let store = prepare(&o.database_url, &tenants, o.residents, o.writers).await?;
 
-    let residents = Arc::new(Residents {
+    let portal = Residents {
         tenants,
         count: o.residents,
         portal_key: format!("bench-{:032x}", rand::thread_rng().gen::<u128>()),
-    });
-    let (addr, stop) = serve(&store, &residents).await?;
+        sessions: None,
+    };
+    let session_keys =
+        gsko_login::SessionKeys::new(vec![rand::thread_rng().gen::<[u8; 32]>().to_vec()])
+            .map_err(anyhow::Error::msg)?;
+    let sessions = resident_sessions(&store, &portal, &session_keys).await?;
+    let (addr, stop) = serve(&store, &portal, session_keys).await?;
     let base = format!("http://{addr}");
+    let resident_mode = Arc::new(Residents {
+        tenants: portal.tenants.clone(),
+        count: portal.count,
+        portal_key: portal.portal_key.clone(),
+        sessions: Some(sessions),
+    });
+    let portal = Arc::new(portal);
 
     reset_peak_rss();
     let load_before = load_average();
     let mut rows = Vec::new();
-    for endpoint in Endpoint::ALL {
-        eprintln!(
-            "bench: {} — {} connections, {:.0} s warm-up, {:.0} s measured …",
-            endpoint.label(),
-            o.connections,
-            o.warmup.as_secs_f64(),
-            o.duration.as_secs_f64()
-        );
-        let row = load(
-            &base,
-            &residents,
-            endpoint,
-            o.connections,
-            o.warmup,
-            o.duration,
-        )
-        .await?;
-        rows.push(row);
+    for residents in [&portal, &resident_mode] {
+        for endpoint in Endpoint::ALL {
+            eprintln!(
+                "bench: {} as {} — {} connections, {:.0} s warm-up, {:.0} s measured …",
+                endpoint.label(),
+                residents.caller(),
+                o.connections,
+                o.warmup.as_secs_f64(),
+                o.duration.as_secs_f64()
+            );
+            let row = load(
+                &base,
+                residents,
+                endpoint,
+                o.connections,
+                o.warmup,
+                o.duration,
+            )
+            .await?;
+            rows.push(row);
+        }
     }
     let rss_now = rss_kb();
     let peak = peak_rss_kb();
@@ -202,7 +253,7 @@ pub async fn run(o: QueryBenchOptions) -> Result<()> {
             "bench: wrk is installed; running it for {} s …",
             o.duration.as_secs()
         );
-        Some(run_wrk(&base, &residents, o.connections, o.duration).await?)
+        Some(run_wrk(&base, &resident_mode, o.connections, o.duration).await?)
     } else {
         None
     };
@@ -216,13 +267,14 @@ pub async fn run(o: QueryBenchOptions) -> Result<()> {
         o.warmup.as_secs_f64()
     );
     println!(
-        "| endpoint | residents in view | connections | requests | req/s | p50 | p99 | errors |"
+        "| caller | endpoint | residents in view | connections | requests | req/s | p50 | p99 | errors |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
     for r in &rows {
         println!(
-            "| {} | {} | {} | {} | {:.0} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} |",
+            r.caller,
             r.endpoint,
             o.residents,
             o.connections,
@@ -246,7 +298,7 @@ pub async fn run(o: QueryBenchOptions) -> Result<()> {
     if let Some(out) = wrk {
         println!();
         println!(
-            "wrk -t2 -c{} -d{}s --latency: GET {} for {} residents of the N, no warm-up:",
+            "wrk -t2 -c{} -d{}s --latency: GET {} for {} residents of the N, each with their own session, no warm-up:",
             o.connections,
             o.duration.as_secs(),
             Endpoint::TenantSummary.label(),
@@ -578,6 +630,7 @@ fn virtual_account(n: u64) -> Nrb {
 async fn serve(
     store: &Arc<PgStore>,
     residents: &Residents,
+    session_keys: gsko_login::SessionKeys,
 ) -> Result<(SocketAddr, tokio::sync::watch::Sender<bool>)> {
     let tenants: BTreeMap<Teryt, String> = gsko_sim::MUNICIPALITIES[..TENANTS]
         .iter()
@@ -598,7 +651,9 @@ async fn serve(
     // Production audits every read, and an answer waits for its entry: part of the latency.
     .with_audit(store.clone())
     // Off: the generator is one client, which a per-client limit would throttle.
-    .with_rate_limit(0.0, 0);
+    .with_rate_limit(0.0, 0)
+    // Residents' sessions, checked against the store on every request as in production.
+    .with_login(login_service(store, session_keys)?, true);
     let app = gsko_query::router(state, gsko_config::HttpConfig::default().body_limit);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -614,6 +669,84 @@ async fn serve(
         }
     });
     Ok((addr, stop))
+}
+
+/// Resident login as the daemon wires it; login.gov.pl itself is never asked (the sessions
+/// are made by [`resident_sessions`]), so its addresses lead nowhere.
+fn login_service(
+    store: &Arc<PgStore>,
+    keys: gsko_login::SessionKeys,
+) -> Result<Arc<gsko_login::LoginService>> {
+    let dir = tempfile_dir()?.join("login-keys");
+    std::fs::create_dir_all(&dir)?;
+    let creds = gsko_sim::login::make_sp_credentials(&dir).context("SP keys (openssl)")?;
+    let nowhere = "http://127.0.0.1:9/login";
+    let sp = gsko_login::ServiceProvider::new(
+        gsko_login::SpSettings {
+            entity_id: "gsko-bench".into(),
+            provider_name: "GSKO bench".into(),
+            sp_type: "public".into(),
+            acs_url: "http://127.0.0.1:9/login/acs".into(),
+            idp_entity_id: "symulator.login.gov.pl".into(),
+            sso_url: nowhere.into(),
+            artifact_resolution_url: nowhere.into(),
+            logout_url: nowhere.into(),
+            loa: gsko_login::Loa::Substantial,
+            clock_skew: chrono::Duration::seconds(60),
+            require_signed_assertion: true,
+        },
+        gsko_login::Signer::from_pem(&creds.signing_cert_pem, &creds.signing_key_pem)?,
+        gsko_login::DecryptionKey::from_pem(&creds.encryption_key_pem)?,
+        gsko_login::certificates_from_pem(&creds.signing_cert_pem)?,
+    )?;
+    drop(std::fs::remove_dir_all(&dir));
+    Ok(Arc::new(gsko_login::LoginService {
+        sp,
+        keys,
+        store: store.clone(),
+        policy: gsko_login::SessionPolicy {
+            ttl: chrono::Duration::hours(2),
+            max: chrono::Duration::hours(8),
+            login_timeout: chrono::Duration::minutes(10),
+            return_origins: vec![],
+        },
+    }))
+}
+
+/// A live session for each sampled resident, as a login would have created it (rows in
+/// `sessions`, tokens signed with `keys`).
+async fn resident_sessions(
+    store: &Arc<PgStore>,
+    residents: &Residents,
+    keys: &gsko_login::SessionKeys,
+) -> Result<Vec<(usize, String)>> {
+    use gsko_store::LoginStore;
+    let now = chrono::Utc::now();
+    let run = rand::thread_rng().gen::<u64>();
+    let mut tokens = Vec::new();
+    for i in 0..WRK_SAMPLE.min(residents.count) {
+        let n = i * residents.sample_step();
+        let sid = format!("bench-{run:016x}-{n}");
+        let session = gsko_store::SessionRecord {
+            sid: sid.clone(),
+            pesel: resident_pesel(n),
+            given_name: "Bench".into(),
+            family_name: "Resident".into(),
+            loa: gsko_login::Loa::Substantial.uri().into(),
+            name_id: resident_pesel(n),
+            session_index: None,
+            created_at: now,
+            expires_at: now + chrono::Duration::hours(2),
+            max_until: now + chrono::Duration::hours(8),
+            revoked_at: None,
+        };
+        store
+            .session_create(&session)
+            .await
+            .context("creating a resident session")?;
+        tokens.push((n, keys.sign(&sid, session.expires_at)));
+    }
+    Ok(tokens)
 }
 
 /// What one connection measured.
@@ -655,7 +788,7 @@ async fn load(
                 if sent >= end {
                     return out;
                 }
-                let n = rng.gen_range(0..residents.count);
+                let n = residents.pick(&mut rng);
                 let url = format!("{base}{}", endpoint.path(residents.tenant(n)));
                 let outcome = match client
                     .get(&url)
@@ -713,6 +846,7 @@ async fn load(
     latencies.sort_unstable();
     let wall = last_end.duration_since(measure_from).max(duration);
     Ok(Row {
+        caller: residents.caller(),
         endpoint: endpoint.label(),
         requests: latencies.len() as u64,
         wall,
@@ -890,11 +1024,32 @@ mod tests {
             tenants: vec![Teryt::parse("0201011").unwrap()],
             count: 3,
             portal_key: "k\"ey".to_owned(),
+            sessions: None,
         };
         let lua = wrk_script(&residents);
         assert_eq!(lua.matches("\"authorization\"").count(), 3);
         assert_eq!(lua.matches("\"x-resident-pesel\"").count(), 3);
         assert!(lua.contains("\"Bearer k\\\"ey\""));
         assert!(lua.contains(&resident_pesel(2)));
+    }
+
+    #[test]
+    fn resident_mode_asks_only_about_residents_with_a_session_and_sends_no_pesel() {
+        let sessions: Vec<(usize, String)> =
+            (0..10).map(|i| (i * 5, format!("gs1.t{i}"))).collect();
+        let residents = Residents {
+            tenants: vec![Teryt::parse("0201011").unwrap()],
+            count: 50,
+            portal_key: "k".to_owned(),
+            sessions: Some(sessions.clone()),
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        for _ in 0..100 {
+            let n = residents.pick(&mut rng);
+            let token = &sessions.iter().find(|(m, _)| *m == n).expect("a session").1;
+            let h = residents.auth_headers(n);
+            assert_eq!(h[AUTHORIZATION], format!("Bearer {token}").as_str());
+            assert!(!h.contains_key(gsko_query::RESIDENT_HEADER));
+        }
     }
 }
