@@ -21,6 +21,7 @@ use crate::pull::{
     PulledDocument,
 };
 use crate::wssec::{envelope, sign_envelope, SigningIdentity, WsSecError};
+pub(crate) use gsko_model::xml::escape;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -442,20 +443,4 @@ pub(crate) fn decode_base64(text: &str, what: &str) -> Result<Vec<u8>, PullError
     base64::engine::general_purpose::STANDARD
         .decode(compact.as_bytes())
         .map_err(|e| PullError::Malformed(format!("{what} is not base64: {e}")))
-}
-
-/// Escapes text for an XML element or attribute.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

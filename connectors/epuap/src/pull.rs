@@ -4,6 +4,7 @@
 //! name under the qualified root.
 
 use base64::Engine;
+use gsko_model::xml::escape;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
 
@@ -55,22 +56,6 @@ impl PullOperation {
     }
 }
 
-/// Escapes text for an XML element or attribute.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The SOAP Body content of a request (to be wrapped in an envelope and signed).
 pub fn request_body(op: PullOperation, b: &BoxAddress, digest: Option<&str>) -> String {
     let element = match op {
@@ -80,12 +65,12 @@ pub fn request_body(op: PullOperation, b: &BoxAddress, digest: Option<&str>) -> 
     };
     let mut body = format!(
         "<{element} xmlns=\"{OBIEKTY_NS}\"><podmiot xmlns=\"\">{}</podmiot><nazwaSkrytki xmlns=\"\">{}</nazwaSkrytki><adresSkrytki xmlns=\"\">{}</adresSkrytki>",
-        esc(&b.podmiot),
-        esc(&b.name),
-        esc(&b.address())
+        escape(&b.podmiot),
+        escape(&b.name),
+        escape(&b.address())
     );
     if let Some(d) = digest {
-        body.push_str(&format!("<skrot xmlns=\"\">{}</skrot>", esc(d)));
+        body.push_str(&format!("<skrot xmlns=\"\">{}</skrot>", escape(d)));
     }
     body.push_str(&format!("</{element}>"));
     body

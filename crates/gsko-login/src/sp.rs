@@ -7,6 +7,7 @@ use crate::xmldsig::{self, child, child_elements, is, Signer, SIGNATURE_SLOT};
 use crate::{Identity, Loa, LoginError};
 use base64::Engine;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use gsko_model::xml::escape;
 use gsko_model::Pesel;
 use std::str::FromStr;
 
@@ -66,21 +67,6 @@ impl std::fmt::Debug for ServiceProvider {
 pub struct AuthnRequest {
     pub id: String,
     pub xml: String,
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn instant(t: DateTime<Utc>) -> String {

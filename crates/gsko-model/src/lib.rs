@@ -8,6 +8,7 @@ pub mod letters;
 pub mod money;
 pub mod payload;
 pub mod secret;
+pub mod xml;
 
 pub use cases::{CaseRef, CaseRefError, CaseStatus, CaseStatusChanged, CASE_REF_MAX_LEN};
 pub use event::{Event, EventData, EventError, MessageType, CONTENT_TYPE};
