@@ -80,7 +80,7 @@ use serde_json::{json, Value};
 use sha3::Digest as _;
 use x509_cert::der::{Decode as _, Encode as _};
 
-use crate::xml::escape;
+use crate::xml::escape_into;
 
 /// The token endpoint's path under the base URL.
 pub const TOKEN_PATH: &str = "/auth/realms/EDOR/protocol/openid-connect/token";
@@ -1484,8 +1484,7 @@ fn evidence_xml(m: &SentMessage, e: &SimEvidence) -> Vec<u8> {
     let mut out = Vec::new();
     let el = |out: &mut Vec<u8>, name: &str, value: &str| {
         out.extend_from_slice(format!("<ev:{name}>").as_bytes());
-        // Writing to a Vec cannot fail.
-        escape(out, value).ok();
+        escape_into(out, value);
         out.extend_from_slice(format!("</ev:{name}>").as_bytes());
     };
     out.extend_from_slice(
@@ -1507,9 +1506,9 @@ fn evidence_xml(m: &SentMessage, e: &SimEvidence) -> Vec<u8> {
     out.extend_from_slice(b"<ev:Attachments>");
     for a in &m.attachments {
         out.extend_from_slice(b"<ev:Attachment fileId=\"");
-        escape(&mut out, &a.file_id).ok();
+        escape_into(&mut out, &a.file_id);
         out.extend_from_slice(b"\" filename=\"");
-        escape(&mut out, &a.filename).ok();
+        escape_into(&mut out, &a.filename);
         out.extend_from_slice(b"\" alg=\"SHA3-512\">");
         out.extend_from_slice(hex::encode(sha3::Sha3_512::digest(&a.data)).as_bytes());
         out.extend_from_slice(b"</ev:Attachment>");

@@ -1,7 +1,7 @@
 //! Simulator: ePUAP ESP web services, WS-Pull (`/work/shared/specs/epuap-login-edoreczenia.md` §1).
 //!
 //! A second, independent implementation of ePUAP's skrytka in PULL mode: it shares nothing with
-//! the connector `gsko-epuap`. Requests are read with this module's own small quick-xml tree
+//! the connector `gsko-epuap`. Requests are read with the simulators' own small quick-xml tree
 //! reader, responses are written by hand, and the WS-Security signature is verified by the
 //! `xmlsec1` command-line tool (libxmlsec1 on OpenSSL), not by the connector's
 //! XML-signature crate. That choice is deliberate: a bug in the connector's canonicalisation
@@ -80,9 +80,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use base64::Engine as _;
-use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
@@ -90,7 +87,8 @@ use sha1::{Digest, Sha1};
 use crate::date::SimDate;
 use crate::identifiers::pesel;
 use crate::names::{feminine_surname, FEMALE_FIRST, MALE_FIRST, STREETS, SURNAMES};
-use crate::xml::escape;
+use crate::tools::{xmlsec1_runs, xmlsec1_verify, IdAttribute, VerifyingCertificate};
+use crate::xml::{escape_into, parse_document, El};
 
 /// The path of WS-Pull (§1.2).
 pub const PULL_PATH: &str = "/pk_external_ws/services/pull";
@@ -496,22 +494,15 @@ impl EpuapSim {
     /// Starts the server on `127.0.0.1:0` inside the current Tokio runtime. Fails with
     /// `NotFound` when `xmlsec1` cannot be run.
     pub async fn start(config: EpuapSimConfig) -> std::io::Result<EpuapSimHandle> {
-        let probe = tokio::process::Command::new(&config.xmlsec1)
-            .arg("--version")
-            .output()
-            .await;
-        match probe {
-            Ok(out) if out.status.success() => {}
-            _ => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!(
-                        "the ePUAP simulator verifies WS-Security with `{}`, which cannot be run \
-                         (apt-get install xmlsec1)",
-                        config.xmlsec1.display()
-                    ),
-                ))
-            }
+        if !xmlsec1_runs(&config.xmlsec1) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "the ePUAP simulator verifies WS-Security with `{}`, which cannot be run \
+                     (apt-get install xmlsec1)",
+                    config.xmlsec1.display()
+                ),
+            ));
         }
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
@@ -925,7 +916,7 @@ pub(crate) async fn authenticate(
         _ => return Err(invalid("more than one wsse:Security header".into())),
     };
     let mut signatures = Vec::new();
-    doc.collect(NS_DS, "Signature", &mut signatures);
+    doc.descendants(NS_DS, "Signature", &mut signatures);
     let signature = match signatures.as_slice() {
         [] => return Err(unsigned("no ds:Signature")),
         [one] => *one,
@@ -1022,71 +1013,50 @@ pub(crate) async fn authenticate(
     if !body_signed {
         return Err(invalid(format!("no Reference to the Body (#{body_id})")));
     }
-    let mut same_id = 0;
-    doc.count_ids(body_id, &mut same_id);
+    let same_id = doc.count_ids(body_id);
     if same_id != 1 {
         return Err(invalid(format!(
             "{same_id} elements carry the Body's Id {body_id:?}"
         )));
     }
-    run_xmlsec1(&shared.xmlsec1, raw, &der)
+    verify_ws_security(&shared.xmlsec1, raw, &der)
         .await
-        .map_err(|e| invalid(format!("xmlsec1: {e}")))
+        .map_err(invalid)
 }
 
-/// `xmlsec1 --verify` with the certificate as the only key.
-pub(crate) async fn run_xmlsec1(
+/// `xmlsec1 --verify` of a WS-Security message with the registered certificate as the only
+/// key; the Body and the Timestamp are referenced by `wsu:Id`.
+pub(crate) async fn verify_ws_security(
     xmlsec1: &std::path::Path,
     raw: &[u8],
     der: &[u8],
 ) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let msg = dir.path().join("request.xml");
-    let cert = dir.path().join("cert.der");
-    std::fs::write(&msg, raw).map_err(|e| e.to_string())?;
-    std::fs::write(&cert, der).map_err(|e| e.to_string())?;
-    let out = tokio::process::Command::new(xmlsec1)
-        .arg("--verify")
-        .arg("--enabled-reference-uris")
-        .arg("same-doc")
-        .arg("--id-attr:Id")
-        .arg(format!("{NS_SOAP}:Body"))
-        .arg("--id-attr:Id")
-        .arg(format!("{NS_WSU}:Timestamp"))
-        // Only the registered certificate may verify: without this, xmlsec1 also takes a
-        // ds:KeyValue the message itself carries.
-        .arg("--enabled-key-data")
-        .arg("key-name")
-        .arg("--pubkey-cert-der")
-        .arg(&cert)
-        .arg(&msg)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let last = stderr
-            .lines()
-            .rfind(|l| l.contains("error") || l.starts_with("FAIL"))
-            .unwrap_or("verification failed");
-        Err(last.to_string())
-    }
+    let body = format!("{NS_SOAP}:Body");
+    let timestamp = format!("{NS_WSU}:Timestamp");
+    xmlsec1_verify(
+        xmlsec1,
+        raw,
+        VerifyingCertificate::Der(der),
+        &[
+            IdAttribute {
+                attribute: "Id",
+                element: &body,
+            },
+            IdAttribute {
+                attribute: "Id",
+                element: &timestamp,
+            },
+        ],
+    )
+    .await
 }
 
 // ---------------------------------------------------------------------------------------
 // Writing responses.
 
-pub(crate) fn esc(out: &mut Vec<u8>, s: &str) {
-    // Writing to a Vec cannot fail.
-    escape(out, s).ok();
-}
-
 pub(crate) fn text_el(out: &mut Vec<u8>, name: &str, value: &str) {
     write!(out, "<{name}>").ok();
-    esc(out, value);
+    escape_into(out, value);
     write!(out, "</{name}>").ok();
 }
 
@@ -1210,135 +1180,6 @@ pub(crate) fn http_500() -> Response {
         "<html><body><h1>500 Internal Server Error</h1></body></html>",
     )
         .into_response()
-}
-
-// ---------------------------------------------------------------------------------------
-// A small namespace-resolved element tree, enough to read a SOAP request.
-
-#[derive(Debug)]
-pub(crate) struct El {
-    pub(crate) ns: Option<String>,
-    pub(crate) local: String,
-    /// (namespace, local name, value)
-    attrs: Vec<(Option<String>, String, String)>,
-    pub(crate) children: Vec<El>,
-    /// The element's own character data, concatenated.
-    pub(crate) text: String,
-}
-
-impl El {
-    pub(crate) fn is(&self, ns: &str, local: &str) -> bool {
-        self.ns.as_deref() == Some(ns) && self.local == local
-    }
-
-    pub(crate) fn child(&self, ns: &str, local: &str) -> Option<&El> {
-        self.children.iter().find(|c| c.is(ns, local))
-    }
-
-    fn attr(&self, ns: Option<&str>, local: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(n, l, _)| n.as_deref() == ns && l == local)
-            .map(|(_, _, v)| v.as_str())
-    }
-
-    fn collect<'a>(&'a self, ns: &str, local: &str, out: &mut Vec<&'a El>) {
-        if self.is(ns, local) {
-            out.push(self);
-        }
-        for c in &self.children {
-            c.collect(ns, local, out);
-        }
-    }
-
-    /// Counts elements with an attribute named `Id`/`ID`/`id` (any namespace) equal to `id`:
-    /// everything an ID-resolving verifier might take for the referenced element.
-    fn count_ids(&self, id: &str, n: &mut usize) {
-        if self
-            .attrs
-            .iter()
-            .any(|(_, l, v)| l.eq_ignore_ascii_case("id") && v == id)
-        {
-            *n += 1;
-        }
-        for c in &self.children {
-            c.count_ids(id, n);
-        }
-    }
-}
-
-pub(crate) fn parse_document(xml: &[u8]) -> Result<El, String> {
-    let mut reader = NsReader::from_reader(xml);
-    let mut stack: Vec<El> = Vec::new();
-    let mut root = None;
-    let resolved_ns = |r: ResolveResult| -> Result<Option<String>, String> {
-        match r {
-            ResolveResult::Bound(ns) => Ok(Some(String::from_utf8_lossy(ns.0).into_owned())),
-            ResolveResult::Unbound => Ok(None),
-            ResolveResult::Unknown(p) => {
-                Err(format!("undeclared prefix {}", String::from_utf8_lossy(&p)))
-            }
-        }
-    };
-    loop {
-        let (ns, event) = reader.read_resolved_event().map_err(|e| e.to_string())?;
-        match event {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let mut el = El {
-                    ns: resolved_ns(ns)?,
-                    local: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
-                    attrs: Vec::new(),
-                    children: Vec::new(),
-                    text: String::new(),
-                };
-                for a in e.attributes() {
-                    let a = a.map_err(|e| e.to_string())?;
-                    if a.key.as_namespace_binding().is_some() {
-                        continue;
-                    }
-                    let (ans, alocal) = reader.resolve_attribute(a.key);
-                    let value = a.unescape_value().map_err(|e| e.to_string())?;
-                    el.attrs.push((
-                        resolved_ns(ans)?,
-                        String::from_utf8_lossy(alocal.as_ref()).into_owned(),
-                        value.into_owned(),
-                    ));
-                }
-                if matches!(event, Event::Empty(_)) {
-                    match stack.last_mut() {
-                        Some(parent) => parent.children.push(el),
-                        None => root = Some(el),
-                    }
-                } else {
-                    stack.push(el);
-                }
-            }
-            Event::End(_) => {
-                let el = stack.pop().ok_or("unbalanced end tag")?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
-                }
-            }
-            Event::Text(t) => {
-                if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&t.unescape().map_err(|e| e.to_string())?);
-                }
-            }
-            Event::CData(t) => {
-                if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&String::from_utf8_lossy(&t));
-                }
-            }
-            Event::DocType(_) => return Err("DOCTYPE is not allowed in SOAP".into()),
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    if !stack.is_empty() {
-        return Err("unclosed element".into());
-    }
-    root.ok_or_else(|| "no root element".into())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1608,9 +1449,9 @@ pub fn generate_letter(seed: u64, spec: &LetterSpec) -> GeneratedLetter {
         x.extend_from_slice(b"<str:Zalaczniki>");
         for a in &attachments {
             x.extend_from_slice(b"<str:Zalacznik format=\"");
-            esc(&mut x, &a.mime_type);
+            escape_into(&mut x, &a.mime_type);
             x.extend_from_slice(b"\" kodowanie=\"base64\" nazwaPliku=\"");
-            esc(&mut x, &a.file_name);
+            escape_into(&mut x, &a.file_name);
             x.extend_from_slice(b"\">");
             text_el(
                 &mut x,

@@ -71,11 +71,12 @@ use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, TimeZone, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::epuap::{
-    authenticate, envelope, esc, http_500, parse_document, soap_fault, soap_part, text_el,
-    write_status, BoxAddress, El, EpuapSimHandle, PullFault, PullOperation, QueuedLetter,
-    Rejection, RejectionKind, Shared, SimLetter, SimSender, KOD_AWARIA, NS_DS, NS_OBIEKTY,
+    authenticate, envelope, http_500, soap_fault, soap_part, text_el, write_status, BoxAddress,
+    EpuapSimHandle, PullFault, PullOperation, QueuedLetter, Rejection, RejectionKind, Shared,
+    SimLetter, SimSender, KOD_AWARIA, NS_DS, NS_OBIEKTY,
 };
 use crate::xades::{epuap_certificate, sign_enveloped, SignerClaim};
+use crate::xml::{escape_into, parse_document, El};
 
 /// The path of WS-Skrytka (§1.2).
 pub const SKRYTKA_PATH: &str = "/pk_external_ws/services/skrytka";
@@ -292,9 +293,9 @@ fn pos_podmiot(x: &mut Vec<u8>, element: &str, p: &PosPodmiot) {
 
 fn informacja(x: &mut Vec<u8>, typ: &str, value: &str) {
     x.extend_from_slice(b"<pos:InformacjaUzupelniajaca TypInformacjiUzupelniajacej=\"");
-    esc(x, typ);
+    escape_into(x, typ);
     x.extend_from_slice(b"\">");
-    esc(x, value);
+    escape_into(x, value);
     x.extend_from_slice(b"</pos:InformacjaUzupelniajaca>");
 }
 

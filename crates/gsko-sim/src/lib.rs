@@ -58,6 +58,7 @@ pub mod payu;
 pub mod przelewy24;
 pub mod pz;
 pub mod radix;
+mod tools;
 pub mod xades;
 mod xml;
 

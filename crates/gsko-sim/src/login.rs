@@ -2,7 +2,7 @@
 //! with (`/work/shared/specs/epuap-login-edoreczenia.md` §3).
 //!
 //! A second, independent implementation of the IdP side: it shares nothing with GSKO's
-//! service provider. Requests are read with this module's own quick-xml tree, answers are
+//! service provider. Requests are read with the simulators' own quick-xml tree, answers are
 //! written by hand, every XML signature is made and checked by the `xmlsec1` command-line tool
 //! (ECDSA P-256 keys made by `openssl`), and the assertion is encrypted here with RustCrypto
 //! primitives (ECDH-ES, a ConcatKDF written here, AES key wrap, AES-256-GCM).
@@ -32,7 +32,6 @@
 
 mod crypto;
 mod messages;
-mod tree;
 mod xmlsec;
 
 use std::collections::HashMap;
@@ -52,8 +51,8 @@ use base64::Engine as _;
 use rand::RngCore;
 use sha1::Digest as _;
 
+use crate::xml::{escaped, parse_document, El};
 use messages::{Header, NS_SAML, NS_SAMLP, NS_SOAP11, NS_SOAP12};
-use tree::El;
 use xmlsec::Digest;
 
 /// The simulator's default Issuer (the real simulator's host name, spec §3.1).
@@ -274,10 +273,7 @@ impl LoginSim {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             io::Error::other("LoginSim::start must be called inside a Tokio runtime")
         })?;
-        let probe = std::process::Command::new(&config.xmlsec1)
-            .arg("--version")
-            .output();
-        if !probe.is_ok_and(|o| o.status.success()) {
+        if !crate::tools::xmlsec1_runs(Path::new(&config.xmlsec1)) {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 format!(
@@ -404,7 +400,7 @@ fn issuer(el: &El) -> Result<&str, String> {
 
 fn check_issue_instant(el: &El) -> Result<(), String> {
     let value = el
-        .attr("IssueInstant")
+        .attr(None, "IssueInstant")
         .ok_or_else(|| format!("{} has no IssueInstant", el.local))?;
     let at = chrono::DateTime::parse_from_rfc3339(value)
         .map_err(|e| format!("IssueInstant {value:?} is not an xsd:dateTime: {e}"))?;
@@ -428,7 +424,7 @@ async fn check_signature(
     id_element: &str,
 ) -> Result<(), String> {
     let id = signed
-        .attr("ID")
+        .attr(None, "ID")
         .ok_or_else(|| format!("{} has no ID", signed.local))?;
     let mut signatures = Vec::new();
     document.descendants(xmlsec::NS_DS, "Signature", &mut signatures);
@@ -452,7 +448,7 @@ async fn check_signature(
         .ok_or("ds:Signature has no ds:SignedInfo")?;
     let method = signed_info
         .child(xmlsec::NS_DS, "SignatureMethod")
-        .and_then(|m| m.attr("Algorithm"))
+        .and_then(|m| m.attr(None, "Algorithm"))
         .unwrap_or("");
     if method != xmlsec::ECDSA_SHA256 {
         return Err(format!("SignatureMethod {method:?} is not ecdsa-sha256"));
@@ -464,7 +460,7 @@ async fn check_signature(
         .collect();
     let expected = format!("#{id}");
     match references.as_slice() {
-        [one] if one.attr("URI") == Some(expected.as_str()) => {}
+        [one] if one.attr(None, "URI") == Some(expected.as_str()) => {}
         _ => {
             return Err(format!(
                 "the signature must have one ds:Reference URI=\"{expected}\""
@@ -490,13 +486,6 @@ async fn check_signature(
 const CSS: &str = "body{font-family:sans-serif;max-width:40em;margin:2em auto;color:#222}\
 h1{font-size:1.3em;color:#d4213d}form{margin:.6em 0}button{padding:.5em 1.2em}";
 
-fn esc(s: &str) -> String {
-    let mut out = Vec::new();
-    // Writing to a Vec cannot fail.
-    crate::xml::escape(&mut out, s).ok();
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn html_page(status: StatusCode, body_attrs: &str, body: &str) -> Response {
     (
         status,
@@ -516,7 +505,7 @@ fn refuse_page(status: StatusCode, reason: &str) -> Response {
         "",
         &format!(
             "<p>Nie można zalogować: błędne żądanie.</p><p id=\"reason\">{}</p>",
-            esc(reason)
+            escaped(reason)
         ),
     )
 }
@@ -540,7 +529,7 @@ async fn read_authn_request(
     let raw = base64::engine::general_purpose::STANDARD
         .decode(compact)
         .map_err(|e| format!("SAMLRequest is not base64: {e}"))?;
-    let request = tree::parse(&raw).map_err(|e| format!("SAMLRequest is not XML: {e}"))?;
+    let request = parse_document(&raw).map_err(|e| format!("SAMLRequest is not XML: {e}"))?;
     if !request.is(NS_SAMLP, "AuthnRequest") {
         return Err(format!(
             "the root element is {{{}}}{}, not saml2p:AuthnRequest",
@@ -561,13 +550,15 @@ async fn read_authn_request(
     if sp != config.sp_entity_id {
         return Err(format!("Issuer {sp:?} is not the registered SP"));
     }
-    let acs = request.attr("AssertionConsumerServiceURL").unwrap_or("");
+    let acs = request
+        .attr(None, "AssertionConsumerServiceURL")
+        .unwrap_or("");
     if acs != config.acs_url {
         return Err(format!(
             "AssertionConsumerServiceURL {acs:?} is not the registered one"
         ));
     }
-    let binding = request.attr("ProtocolBinding").unwrap_or("");
+    let binding = request.attr(None, "ProtocolBinding").unwrap_or("");
     if binding != HTTP_ARTIFACT {
         return Err(format!("ProtocolBinding {binding:?} is not HTTP-Artifact"));
     }
@@ -580,7 +571,7 @@ async fn read_authn_request(
         return Err(format!("AuthnContextClassRef {loa:?} is not an eIDAS LoA"));
     }
     Ok(Pending {
-        authn_request_id: request.attr("ID").unwrap_or("").to_string(),
+        authn_request_id: request.attr(None, "ID").unwrap_or("").to_string(),
         relay_state: form.get("RelayState").cloned(),
         loa: loa.to_string(),
         created: Instant::now(),
@@ -603,9 +594,9 @@ fn login_page(shared: &Shared, pending: Pending) -> Response {
              <input type=\"hidden\" name=\"pending\" value=\"{pending_id}\">\
              <input type=\"hidden\" name=\"pesel\" value=\"{pesel}\">\
              <button type=\"submit\" id=\"login-{pesel}\">Zaloguj jako {given} {family}</button></form>",
-            pesel = esc(&r.pesel),
-            given = esc(&r.given_name),
-            family = esc(&r.family_name),
+            pesel = escaped(&r.pesel),
+            given = escaped(&r.given_name),
+            family = escaped(&r.family_name),
         ));
     }
     if forms.is_empty() {
@@ -617,8 +608,8 @@ fn login_page(shared: &Shared, pending: Pending) -> Response {
         &format!(
             "<p>Usługa <strong>{sp}</strong> prosi o zalogowanie (poziom bezpieczeństwa {loa}).</p>\
              <p>Wybierz osobę, jako która chcesz się zalogować:</p>{forms}",
-            sp = esc(&shared.config.sp_entity_id),
-            loa = esc(&loa),
+            sp = escaped(&shared.config.sp_entity_id),
+            loa = escaped(&loa),
         ),
     )
 }
@@ -686,7 +677,7 @@ async fn choose(
         .map_or_else(String::new, |r| {
             format!(
                 "<input type=\"hidden\" name=\"RelayState\" value=\"{}\">",
-                esc(r)
+                escaped(r)
             )
         });
     html_page(
@@ -697,8 +688,8 @@ async fn choose(
              <input type=\"hidden\" name=\"SAMLart\" value=\"{artifact}\">{relay_state}\
              <p>Zalogowano. Jeśli przeglądarka nie wróci sama do usługi, kliknij:</p>\
              <button type=\"submit\">Wróć do usługi</button></form>",
-            acs = esc(&shared.config.acs_url),
-            artifact = esc(&artifact),
+            acs = escaped(&shared.config.acs_url),
+            artifact = escaped(&artifact),
         ),
     )
 }
@@ -739,7 +730,7 @@ fn soap_payload(headers: &HeaderMap, body: &[u8], ns: &str, local: &str) -> Resu
             "Content-Type {content_type:?} is neither text/xml nor application/soap+xml"
         ));
     }
-    let envelope = tree::parse(body).map_err(|e| format!("not well-formed XML: {e}"))?;
+    let envelope = parse_document(body).map_err(|e| format!("not well-formed XML: {e}"))?;
     let soap_ns = envelope.ns.clone().unwrap_or_default();
     if !(envelope.is(NS_SOAP11, "Envelope") || envelope.is(NS_SOAP12, "Envelope")) {
         return Err("the root is not a SOAP Envelope".into());
@@ -831,7 +822,7 @@ async fn resolve_artifact(
         Err(reason) => return soap_refusal("ArtifactResolve", &reason),
     };
     let request = body_element(&envelope);
-    let resolve_id = request.attr("ID").unwrap_or("").to_string();
+    let resolve_id = request.attr(None, "ID").unwrap_or("").to_string();
     let artifact = request
         .child(NS_SAMLP, "Artifact")
         .map(|a| a.text.trim().to_string())
@@ -1000,8 +991,8 @@ async fn signed_assertion(
         return Ok(signed);
     }
     let text = String::from_utf8_lossy(&signed).into_owned();
-    let original = format!(">{}</saml2:NameID>", esc(&identity.pesel));
-    let forged = format!(">{}</saml2:NameID>", esc(&tampered(&identity.pesel)));
+    let original = format!(">{}</saml2:NameID>", escaped(&identity.pesel));
+    let forged = format!(">{}</saml2:NameID>", escaped(&tampered(&identity.pesel)));
     if !text.contains(&original) {
         return Err("xmlsec1 changed the NameID text; cannot tamper with it".into());
     }
@@ -1055,7 +1046,7 @@ async fn single_logout(
     let template = messages::logout_response(
         &Header {
             id: &id,
-            in_response_to: request.attr("ID").unwrap_or(""),
+            in_response_to: request.attr(None, "ID").unwrap_or(""),
             issue_instant: &messages::instant(chrono::Utc::now()),
             issuer: &shared.config.entity_id,
         },

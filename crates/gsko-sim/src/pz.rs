@@ -2,7 +2,7 @@
 //! (`/work/shared/specs/epuap-login-edoreczenia.md` §1.2, §2.3).
 //!
 //! A second, independent implementation of `https://pz.gov.pl/ep-services/tpSigning5`: it
-//! shares nothing with the connector. Requests are read with this module's own small
+//! shares nothing with the connector. Requests are read with the simulators' own small
 //! quick-xml tree reader, answers are written by hand, the WS-Security signature of each
 //! request is verified by the `xmlsec1` command-line tool (as the ePUAP simulator does,
 //! [`crate::epuap`]), and documents are signed with [`crate::xades::sign_enveloped`] under
@@ -51,13 +51,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
-use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
 use rand::RngCore;
 
 use crate::xades::{coi_certificate, sign_enveloped, SignerClaim, XadesSimError};
-use crate::xml::escape;
+use crate::xml::{escape_into, escaped, parse_document, El};
 
 /// The service path (§1.2).
 pub const TP_SIGNING5_PATH: &str = "/ep-services/tpSigning5";
@@ -211,11 +208,7 @@ impl PzSim {
     /// Starts the server on `127.0.0.1:0` inside the current Tokio runtime. Fails with
     /// `NotFound` when `xmlsec1` cannot be run.
     pub async fn start(config: PzSimConfig) -> std::io::Result<PzSimHandle> {
-        let probe = tokio::process::Command::new(&config.xmlsec1)
-            .arg("--version")
-            .output()
-            .await;
-        if !probe.is_ok_and(|o| o.status.success()) {
+        if !crate::tools::xmlsec1_runs(&config.xmlsec1) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 format!(
@@ -529,7 +522,7 @@ fn add_document(shared: &Shared, payload: &El) -> Response {
         );
     };
     let mut title = Vec::new();
-    parsed.collect(NS_WNIO, "Tytul", &mut title);
+    parsed.descendants(NS_WNIO, "Tytul", &mut title);
     let title = title
         .first()
         .map(|t| t.text.trim().to_string())
@@ -596,8 +589,7 @@ fn soap_response(operation: &str, value: &str) -> Response {
          <soapenv:Body><ns1:{operation}Response xmlns:ns1=\"{NS_COMARCH_SIGN}\"><{operation}Return>"
     )
     .into_bytes();
-    // Writing to a Vec cannot fail.
-    escape(&mut x, value).ok();
+    escape_into(&mut x, value);
     x.extend_from_slice(
         format!("</{operation}Return></ns1:{operation}Response></soapenv:Body></soapenv:Envelope>")
             .as_bytes(),
@@ -616,7 +608,7 @@ fn soap_fault(faultcode: &str, faultstring: &str) -> Response {
          <soapenv:Body><soapenv:Fault><faultcode>{faultcode}</faultcode><faultstring>"
     )
     .into_bytes();
-    escape(&mut x, faultstring).ok();
+    escape_into(&mut x, faultstring);
     x.extend_from_slice(b"</faultstring></soapenv:Fault></soapenv:Body></soapenv:Envelope>");
     (
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -662,7 +654,7 @@ async fn authenticate(shared: &Shared, doc: &El, raw: &[u8]) -> Result<(), Strin
         ));
     };
     let mut signatures = Vec::new();
-    doc.collect(NS_DS, "Signature", &mut signatures);
+    doc.descendants(NS_DS, "Signature", &mut signatures);
     let [signature] = signatures.as_slice() else {
         return Err(format!(
             "{} ds:Signature elements in the message, expected one",
@@ -729,16 +721,13 @@ async fn authenticate(shared: &Shared, doc: &El, raw: &[u8]) -> Result<(), Strin
     if !body_signed {
         return Err(format!("no ds:Reference to the Body (#{body_id})"));
     }
-    let mut same_id = 0;
-    doc.count_ids(body_id, &mut same_id);
+    let same_id = doc.count_ids(body_id);
     if same_id != 1 {
         return Err(format!(
             "{same_id} elements carry the Body's Id {body_id:?}"
         ));
     }
-    crate::epuap::run_xmlsec1(&shared.xmlsec1, raw, &der)
-        .await
-        .map_err(|e| format!("xmlsec1: {e}"))
+    crate::epuap::verify_ws_security(&shared.xmlsec1, raw, &der).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -760,12 +749,6 @@ fn html_page(status: StatusCode, body: &str) -> Response {
         .into_response()
 }
 
-fn esc_html(s: &str) -> String {
-    let mut out = Vec::new();
-    escape(&mut out, s).ok();
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 async fn page(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let doc = {
         let d = shared.lock();
@@ -785,14 +768,14 @@ async fn page(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Resp
     for (i, p) in shared.people.iter().enumerate() {
         options.push_str(&format!(
             "<option value=\"{i}\">{} {}</option>",
-            esc_html(&p.first_name),
-            esc_html(&p.surname)
+            escaped(&p.first_name),
+            escaped(&p.surname)
         ));
     }
     let info = if doc.additional_info.is_empty() {
         String::new()
     } else {
-        format!("<p>{}</p>", esc_html(&doc.additional_info))
+        format!("<p>{}</p>", escaped(&doc.additional_info))
     };
     html_page(
         StatusCode::OK,
@@ -801,7 +784,7 @@ async fn page(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Resp
              <form method=\"post\"><p><label>Podpisujący: <select name=\"osoba\">{options}</select>\
              </label></p><button name=\"akcja\" value=\"podpisz\">Podpisz podpisem zaufanym</button>\
              <button name=\"akcja\" value=\"anuluj\">Anuluj</button></form>",
-            esc_html(title)
+            escaped(title)
         ),
     )
 }
@@ -878,158 +861,5 @@ async fn page_action(
             }
         }
         _ => html_page(StatusCode::BAD_REQUEST, "<p>Nieznana akcja.</p>"),
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// A small namespace-resolved element tree, enough to read a SOAP request and a document.
-
-#[derive(Debug)]
-struct El {
-    ns: Option<String>,
-    local: String,
-    /// (namespace, local name, value)
-    attrs: Vec<(Option<String>, String, String)>,
-    children: Vec<El>,
-    /// The element's own character data, concatenated.
-    text: String,
-}
-
-impl El {
-    fn is(&self, ns: &str, local: &str) -> bool {
-        self.ns.as_deref() == Some(ns) && self.local == local
-    }
-
-    fn child(&self, ns: &str, local: &str) -> Option<&El> {
-        self.children.iter().find(|c| c.is(ns, local))
-    }
-
-    fn attr(&self, ns: Option<&str>, local: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(n, l, _)| n.as_deref() == ns && l == local)
-            .map(|(_, _, v)| v.as_str())
-    }
-
-    fn collect<'a>(&'a self, ns: &str, local: &str, out: &mut Vec<&'a El>) {
-        if self.is(ns, local) {
-            out.push(self);
-        }
-        for c in &self.children {
-            c.collect(ns, local, out);
-        }
-    }
-
-    /// Elements with an attribute named `Id`/`ID`/`id` (any namespace) equal to `id`:
-    /// everything an ID-resolving verifier might take for the referenced element.
-    fn count_ids(&self, id: &str, n: &mut usize) {
-        if self
-            .attrs
-            .iter()
-            .any(|(_, l, v)| l.eq_ignore_ascii_case("id") && v == id)
-        {
-            *n += 1;
-        }
-        for c in &self.children {
-            c.count_ids(id, n);
-        }
-    }
-}
-
-fn resolved(r: ResolveResult) -> Result<Option<String>, String> {
-    match r {
-        ResolveResult::Bound(ns) => Ok(Some(String::from_utf8_lossy(ns.0).into_owned())),
-        ResolveResult::Unbound => Ok(None),
-        ResolveResult::Unknown(p) => {
-            Err(format!("undeclared prefix {}", String::from_utf8_lossy(&p)))
-        }
-    }
-}
-
-fn parse_document(xml: &[u8]) -> Result<El, String> {
-    let mut reader = NsReader::from_reader(xml);
-    let mut stack: Vec<El> = Vec::new();
-    let mut root = None;
-    loop {
-        let (ns, event) = reader.read_resolved_event().map_err(|e| e.to_string())?;
-        match event {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                if root.is_some() {
-                    return Err("content after the root element".into());
-                }
-                let mut el = El {
-                    ns: resolved(ns)?,
-                    local: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
-                    attrs: Vec::new(),
-                    children: Vec::new(),
-                    text: String::new(),
-                };
-                for a in e.attributes() {
-                    let a = a.map_err(|e| e.to_string())?;
-                    if a.key.as_namespace_binding().is_some() {
-                        continue;
-                    }
-                    let (ans, alocal) = reader.resolve_attribute(a.key);
-                    let value = a.unescape_value().map_err(|e| e.to_string())?;
-                    el.attrs.push((
-                        resolved(ans)?,
-                        String::from_utf8_lossy(alocal.as_ref()).into_owned(),
-                        value.into_owned(),
-                    ));
-                }
-                if matches!(event, Event::Empty(_)) {
-                    match stack.last_mut() {
-                        Some(parent) => parent.children.push(el),
-                        None => root = Some(el),
-                    }
-                } else {
-                    stack.push(el);
-                }
-            }
-            Event::End(_) => {
-                let el = stack.pop().ok_or("unbalanced end tag")?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
-                }
-            }
-            Event::Text(t) => {
-                if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&t.unescape().map_err(|e| e.to_string())?);
-                }
-            }
-            Event::CData(t) => {
-                if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&String::from_utf8_lossy(&t));
-                }
-            }
-            Event::DocType(_) => return Err("DOCTYPE is not allowed".into()),
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    if !stack.is_empty() {
-        return Err("unclosed element".into());
-    }
-    root.ok_or_else(|| "no root element".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_title_and_refuses_broken_xml() {
-        let doc = parse_document(
-            format!("<w:Dokument xmlns:w=\"{NS_WNIO}\"><w:T><w:Tytul> Wniosek </w:Tytul></w:T></w:Dokument>")
-                .as_bytes(),
-        )
-        .unwrap();
-        let mut t = Vec::new();
-        doc.collect(NS_WNIO, "Tytul", &mut t);
-        assert_eq!(t[0].text.trim(), "Wniosek");
-        assert!(parse_document(b"<a><b></a>").is_err());
-        assert!(parse_document(b"<a/><b/>").is_err());
-        assert!(parse_document(b"<!DOCTYPE a><a/>").is_err());
     }
 }

@@ -39,7 +39,8 @@ use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 use sha2::{Digest, Sha256};
 
-use crate::xml::escape;
+use crate::tools::{openssl, self_signed_certificate, xmlsec1_sign_command, IdAttribute, KeyType};
+use crate::xml::escaped;
 
 const NS_DS: &str = "http://www.w3.org/2000/09/xmldsig#";
 /// XAdES 1.3.2, the namespace of `QualifyingProperties`.
@@ -78,63 +79,15 @@ impl SimCertificate {
         let dir = tempfile::tempdir()?;
         let key = dir.path().join("key.pem");
         let cert = dir.path().join("cert.pem");
-        // `-subj` separates RDNs with '/' and escapes with '\'.
-        let cn = common_name.replace('\\', "\\\\").replace('/', "\\/");
         // Valid from 2020 to 2045, like a long-lived COI certificate: letters are signed days
         // or years before a simulator starts, and a verifier checks the certificate at the
-        // signing time. `openssl req -x509` (OpenSSL 3.0) cannot backdate; `openssl ca` can.
-        let csr = dir.path().join("req.pem");
-        openssl(
-            Command::new("openssl")
-                .args(["req", "-new", "-newkey", "rsa:2048", "-nodes"])
-                .args(["-sha256", "-utf8", "-subj"])
-                .arg(format!("/C=PL/O=Symulator GSKO/CN={cn}"))
-                .arg("-keyout")
-                .arg(&key)
-                .arg("-out")
-                .arg(&csr),
-        )?;
-        let ca_conf = dir.path().join("ca.cnf");
-        std::fs::write(dir.path().join("index.txt"), b"")?;
-        std::fs::write(dir.path().join("serial"), b"01\n")?;
-        std::fs::write(
-            &ca_conf,
-            format!(
-                "[ca]\ndefault_ca = sim\n[sim]\ndatabase = {db}\nnew_certs_dir = {dir}\nserial = {dir}/serial\n\
-                 default_md = sha256\npolicy = any\nunique_subject = no\npreserve = yes\n\
-                 x509_extensions = ext\n\
-                 [any]\ncountryName = optional\norganizationName = optional\n\
-                 commonName = supplied\n\
-                 [ext]\nbasicConstraints = CA:FALSE\nkeyUsage = digitalSignature, nonRepudiation\n\
-                 subjectKeyIdentifier = hash\n",
-                db = dir.path().join("index.txt").display(),
-                dir = dir.path().display(),
-            ),
-        )?;
-        openssl(
-            Command::new("openssl")
-                .args([
-                    "ca",
-                    "-batch",
-                    "-selfsign",
-                    "-notext",
-                    "-utf8",
-                    "-rand_serial",
-                ])
-                .arg("-config")
-                .arg(&ca_conf)
-                .arg("-keyfile")
-                .arg(&key)
-                .arg("-in")
-                .arg(&csr)
-                .args([
-                    "-startdate",
-                    "20200101000000Z",
-                    "-enddate",
-                    "20451231235959Z",
-                ])
-                .arg("-out")
-                .arg(&cert),
+        // signing time.
+        self_signed_certificate(
+            KeyType::Rsa2048,
+            common_name,
+            "digitalSignature, nonRepudiation",
+            &key,
+            &cert,
         )?;
         let printed = openssl(
             Command::new("openssl")
@@ -286,22 +239,20 @@ pub fn sign_enveloped(
     let cert_path = write("cert.pem", cert.cert_pem.as_bytes())?;
     let template_path = write("template.xml", &template)?;
     let out_path = dir.path().join("signed.xml");
-    let out = Command::new("xmlsec1")
-        .arg("--sign")
-        .arg("--privkey-pem")
-        .arg(format!(
-            "{},{}",
-            path_str(&key_path)?,
-            path_str(&cert_path)?
-        ))
-        .arg("--id-attr:Id")
-        .arg(format!("{NS_XADES}:SignedProperties"))
-        .arg("--enabled-reference-uris")
-        .arg("empty,same-doc")
-        .arg("--output")
-        .arg(&out_path)
-        .arg(&template_path)
-        .output()?;
+    let signed_properties = format!("{NS_XADES}:SignedProperties");
+    let out = xmlsec1_sign_command(
+        Path::new("xmlsec1"),
+        &key_path,
+        &cert_path,
+        IdAttribute {
+            attribute: "Id",
+            element: &signed_properties,
+        },
+        "empty,same-doc",
+        &template_path,
+        &out_path,
+    )
+    .output()?;
     if !out.status.success() {
         return Err(XadesSimError::Xmlsec1(
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -587,34 +538,7 @@ fn signature_template(
 
 /// `<name>escaped value</name>`.
 fn text(name: &str, value: &str) -> String {
-    let mut v = Vec::new();
-    // Writing to a Vec cannot fail.
-    escape(&mut v, value).ok();
-    format!(
-        "<{name}>{}</{name}>",
-        String::from_utf8(v).expect("escaping UTF-8 gives UTF-8")
-    )
-}
-
-fn openssl(cmd: &mut Command) -> io::Result<Vec<u8>> {
-    let out = cmd.output()?;
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        Err(io::Error::other(format!(
-            "openssl failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
-}
-
-fn path_str(p: &Path) -> io::Result<&str> {
-    p.to_str().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("temporary path {} is not UTF-8", p.display()),
-        )
-    })
+    format!("<{name}>{}</{name}>", escaped(value))
 }
 
 fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {

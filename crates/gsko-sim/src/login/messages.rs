@@ -5,7 +5,7 @@ use base64::Engine as _;
 
 use super::crypto::Encrypted;
 use super::xmlsec::{signature_template, Digest};
-use crate::xml::escape;
+use crate::xml::escaped;
 
 pub(crate) const NS_SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 pub(crate) const NS_SAML: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
@@ -31,13 +31,6 @@ pub(crate) const ID_RESPONSE: &str = "urn:oasis:names:tc:SAML:2.0:protocol:Respo
 pub(crate) const ID_ARTIFACT_RESPONSE: &str =
     "urn:oasis:names:tc:SAML:2.0:protocol:ArtifactResponse";
 pub(crate) const ID_LOGOUT_RESPONSE: &str = "urn:oasis:names:tc:SAML:2.0:protocol:LogoutResponse";
-
-fn esc(s: &str) -> String {
-    let mut out = Vec::new();
-    // Writing to a Vec cannot fail.
-    escape(&mut out, s).ok();
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -84,7 +77,7 @@ pub(crate) fn assertion(f: &AssertionFields<'_>, digest: Option<Digest>) -> Stri
             "<saml2:Attribute FriendlyName=\"{friendly}\" Name=\"{NS_NATURALPERSON}/{name}\" \
              NameFormat=\"{ATTRNAME_URI}\"><saml2:AttributeValue xsi:type=\"naturalperson:{ty}\">{}\
              </saml2:AttributeValue></saml2:Attribute>",
-            esc(value)
+            escaped(value)
         )
     };
     format!(
@@ -105,18 +98,18 @@ pub(crate) fn assertion(f: &AssertionFields<'_>, digest: Option<Digest>) -> Stri
          </saml2:AuthnContext></saml2:AuthnStatement>\
          <saml2:AttributeStatement>{given}{family}{birth}{person}</saml2:AttributeStatement>\
          </saml2:Assertion>",
-        id = esc(f.id),
-        issue_instant = esc(f.issue_instant),
-        issuer = esc(f.issuer),
+        id = escaped(f.id),
+        issue_instant = escaped(f.issue_instant),
+        issuer = escaped(f.issuer),
         signature = signature(f.id, digest),
-        pesel = esc(f.pesel),
-        in_response_to = esc(f.in_response_to),
-        not_on_or_after = esc(f.not_on_or_after),
-        recipient = esc(f.recipient),
-        not_before = esc(f.not_before),
-        audience = esc(f.audience),
-        session_index = esc(f.session_index),
-        loa = esc(f.loa),
+        pesel = escaped(f.pesel),
+        in_response_to = escaped(f.in_response_to),
+        not_on_or_after = escaped(f.not_on_or_after),
+        recipient = escaped(f.recipient),
+        not_before = escaped(f.not_before),
+        audience = escaped(f.audience),
+        session_index = escaped(f.session_index),
+        loa = escaped(f.loa),
         given = attribute(
             "FirstName",
             "CurrentGivenName",
@@ -191,6 +184,31 @@ pub(crate) struct Header<'a> {
     pub issuer: &'a str,
 }
 
+/// A signable `saml2p:{name}`: the namespaces, `leading_attributes` (each with a trailing
+/// space), the header's attributes, `Issuer`, the signature template when `digest` is set,
+/// `Status` and `content`.
+fn protocol_message(
+    name: &str,
+    leading_attributes: &str,
+    h: &Header<'_>,
+    digest: Option<Digest>,
+    status_code: &str,
+    content: &str,
+) -> String {
+    format!(
+        "<saml2p:{name} {ns} {leading_attributes}ID=\"{id}\" InResponseTo=\"{irt}\" \
+         IssueInstant=\"{ii}\" Version=\"2.0\"><saml2:Issuer>{issuer}</saml2:Issuer>{signature}\
+         {status}{content}</saml2p:{name}>",
+        ns = protocol_namespaces(),
+        id = escaped(h.id),
+        irt = escaped(h.in_response_to),
+        ii = escaped(h.issue_instant),
+        issuer = escaped(h.issuer),
+        signature = signature(h.id, digest),
+        status = status(status_code),
+    )
+}
+
 /// `saml2p:Response` (Destination = the ACS) around `content` (an `EncryptedAssertion` or
 /// nothing).
 pub(crate) fn response(
@@ -200,52 +218,19 @@ pub(crate) fn response(
     content: &str,
     digest: Option<Digest>,
 ) -> String {
-    format!(
-        "<saml2p:Response {ns} Destination=\"{destination}\" ID=\"{id}\" InResponseTo=\"{irt}\" \
-         IssueInstant=\"{ii}\" Version=\"2.0\"><saml2:Issuer>{issuer}</saml2:Issuer>{signature}\
-         {status}{content}</saml2p:Response>",
-        ns = protocol_namespaces(),
-        destination = esc(destination),
-        id = esc(h.id),
-        irt = esc(h.in_response_to),
-        ii = esc(h.issue_instant),
-        issuer = esc(h.issuer),
-        signature = signature(h.id, digest),
-        status = status(status_code),
-    )
+    let destination = format!("Destination=\"{}\" ", escaped(destination));
+    protocol_message("Response", &destination, h, digest, status_code, content)
 }
 
 /// `saml2p:ArtifactResponse` (always Success: the artifact protocol itself worked) around a
 /// signed `saml2p:Response`.
 pub(crate) fn artifact_response(h: &Header<'_>, response: &str, digest: Option<Digest>) -> String {
-    format!(
-        "<saml2p:ArtifactResponse {ns} ID=\"{id}\" InResponseTo=\"{irt}\" IssueInstant=\"{ii}\" \
-         Version=\"2.0\"><saml2:Issuer>{issuer}</saml2:Issuer>{signature}{status}{response}\
-         </saml2p:ArtifactResponse>",
-        ns = protocol_namespaces(),
-        id = esc(h.id),
-        irt = esc(h.in_response_to),
-        ii = esc(h.issue_instant),
-        issuer = esc(h.issuer),
-        signature = signature(h.id, digest),
-        status = status(STATUS_SUCCESS),
-    )
+    protocol_message("ArtifactResponse", "", h, digest, STATUS_SUCCESS, response)
 }
 
 /// `saml2p:LogoutResponse`.
 pub(crate) fn logout_response(h: &Header<'_>, status_code: &str, digest: Option<Digest>) -> String {
-    format!(
-        "<saml2p:LogoutResponse {ns} ID=\"{id}\" InResponseTo=\"{irt}\" IssueInstant=\"{ii}\" \
-         Version=\"2.0\"><saml2:Issuer>{issuer}</saml2:Issuer>{signature}{status}\
-         </saml2p:LogoutResponse>",
-        ns = protocol_namespaces(),
-        id = esc(h.id),
-        irt = esc(h.in_response_to),
-        ii = esc(h.issue_instant),
-        issuer = esc(h.issuer),
-        signature = signature(h.id, digest),
-        status = status(status_code),
-    )
+    protocol_message("LogoutResponse", "", h, digest, status_code, "")
 }
 
 /// A SOAP 1.1 envelope around one body element.
@@ -266,7 +251,63 @@ pub(crate) fn soap_fault(reason: &str) -> Vec<u8> {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soap:Envelope xmlns:soap=\"{NS_SOAP11}\">\
          <soap:Body><soap:Fault><faultcode>soap:Client</faultcode><faultstring>{}</faultstring>\
          </soap:Fault></soap:Body></soap:Envelope>",
-        esc(reason)
+        escaped(reason)
     )
     .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Header<'static> {
+        Header {
+            id: "_r1",
+            in_response_to: "_q&1",
+            issue_instant: "2026-01-02T03:04:05.000Z",
+            issuer: "idp",
+        }
+    }
+
+    #[test]
+    fn protocol_messages_keep_their_attribute_order_and_content() {
+        let ns = protocol_namespaces();
+        assert_eq!(
+            response(
+                &header(),
+                "https://sp/acs?a&b",
+                STATUS_SUCCESS,
+                "<x/>",
+                None
+            ),
+            format!(
+                "<saml2p:Response {ns} Destination=\"https://sp/acs?a&amp;b\" ID=\"_r1\" \
+                 InResponseTo=\"_q&amp;1\" IssueInstant=\"2026-01-02T03:04:05.000Z\" \
+                 Version=\"2.0\"><saml2:Issuer>idp</saml2:Issuer>{}<x/></saml2p:Response>",
+                status(STATUS_SUCCESS)
+            )
+        );
+        assert_eq!(
+            logout_response(&header(), STATUS_REQUESTER, None),
+            format!(
+                "<saml2p:LogoutResponse {ns} ID=\"_r1\" InResponseTo=\"_q&amp;1\" \
+                 IssueInstant=\"2026-01-02T03:04:05.000Z\" Version=\"2.0\">\
+                 <saml2:Issuer>idp</saml2:Issuer>{}</saml2p:LogoutResponse>",
+                status(STATUS_REQUESTER)
+            )
+        );
+        let signed = artifact_response(&header(), "<inner/>", Some(Digest::Sha256));
+        let template = signature_template("_r1", Digest::Sha256);
+        assert!(
+            signed.starts_with(&format!("<saml2p:ArtifactResponse {ns} ID=\"_r1\" ")),
+            "{signed}"
+        );
+        assert!(
+            signed.ends_with(&format!(
+                "<saml2:Issuer>idp</saml2:Issuer>{template}{}<inner/></saml2p:ArtifactResponse>",
+                status(STATUS_SUCCESS)
+            )),
+            "{signed}"
+        );
+    }
 }

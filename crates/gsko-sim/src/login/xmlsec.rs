@@ -3,7 +3,11 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use crate::tools::{
+    self_signed_certificate, xmlsec1_sign_command, xmlsec1_verify, IdAttribute, KeyType,
+    VerifyingCertificate,
+};
 
 pub(crate) const NS_DS: &str = "http://www.w3.org/2000/09/xmldsig#";
 const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
@@ -75,17 +79,16 @@ pub(crate) async fn sign(
     let input = dir.path().join("template.xml");
     let output = dir.path().join("signed.xml");
     std::fs::write(&input, template).map_err(|e| e.to_string())?;
-    let out = tokio::process::Command::new(xmlsec1)
-        .arg("--sign")
-        .arg("--privkey-pem")
-        .arg(format!("{},{}", key_path.display(), cert_path.display()))
-        .arg("--id-attr:ID")
-        .arg(id_element)
-        .arg("--enabled-reference-uris")
-        .arg("same-doc")
-        .arg("--output")
-        .arg(&output)
-        .arg(&input)
+    let command = xmlsec1_sign_command(
+        xmlsec1,
+        key_path,
+        cert_path,
+        id_attribute(id_element),
+        "same-doc",
+        &input,
+        &output,
+    );
+    let out = tokio::process::Command::from(command)
         .kill_on_drop(true)
         .output()
         .await
@@ -101,53 +104,36 @@ pub(crate) async fn sign(
 }
 
 /// Verifies the document's first `ds:Signature` with `cert_pem` as the only key: `KeyInfo`
-/// in the message is ignored (`--enabled-key-data key-name`), so a message signed by any other
-/// key fails. The caller checks which element the signature references.
+/// in the message is ignored, so a message signed by any other key fails. The caller checks
+/// which element the signature references.
 pub(crate) async fn verify(
     xmlsec1: &Path,
     cert_pem: &str,
     document: &[u8],
     id_element: &str,
 ) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let input = dir.path().join("message.xml");
-    let cert = dir.path().join("cert.pem");
-    std::fs::write(&input, document).map_err(|e| e.to_string())?;
-    std::fs::write(&cert, cert_pem).map_err(|e| e.to_string())?;
-    let out = tokio::process::Command::new(xmlsec1)
-        .arg("--verify")
-        .arg("--enabled-reference-uris")
-        .arg("same-doc")
-        .arg("--id-attr:ID")
-        .arg(id_element)
-        .arg("--enabled-key-data")
-        .arg("key-name")
-        .arg("--pubkey-cert-pem")
-        .arg(&cert)
-        .arg(&input)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| format!("cannot run xmlsec1: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let last = stderr
-            .lines()
-            .rfind(|l| l.contains("error") || l.starts_with("FAIL"))
-            .unwrap_or("verification failed");
-        Err(format!("xmlsec1: {last}"))
+    xmlsec1_verify(
+        xmlsec1,
+        document,
+        VerifyingCertificate::Pem(cert_pem),
+        &[id_attribute(id_element)],
+    )
+    .await
+}
+
+/// SAML messages are referenced by their `ID` attribute.
+fn id_attribute(element: &str) -> IdAttribute<'_> {
+    IdAttribute {
+        attribute: "ID",
+        element,
     }
 }
 
-/// Makes an unencrypted PKCS#8 EC P-256 key and a self-signed certificate in `dir` as
-/// `<stem>-key.pem` and `<stem>-cert.pem`. Fails with `NotFound` without `openssl`.
-///
-/// The certificate is valid from 2020-01-01 to 2045-12-31, not from "now": an assertion the
-/// `ExpiredAssertion` fault dates 40 minutes back must still fall inside its signer's
-/// validity, so that a verifier reports the expiry and not the certificate. `openssl req -x509`
-/// (OpenSSL 3.0) cannot backdate, `openssl ca -selfsign -startdate` can.
+/// Makes an unencrypted PKCS#8 EC P-256 key and a self-signed certificate (for signing and
+/// ECDH key agreement) in `dir` as `<stem>-key.pem` and `<stem>-cert.pem`. Fails with
+/// `NotFound` without `openssl`. Valid from 2020, so that an assertion the `ExpiredAssertion`
+/// fault dates 40 minutes back still falls inside its signer's validity and a verifier reports
+/// the expiry, not the certificate.
 pub(crate) fn ec_key_and_certificate(
     dir: &Path,
     stem: &str,
@@ -155,80 +141,14 @@ pub(crate) fn ec_key_and_certificate(
 ) -> io::Result<(PathBuf, PathBuf)> {
     let key = dir.join(format!("{stem}-key.pem"));
     let cert = dir.join(format!("{stem}-cert.pem"));
-    let work = tempfile::tempdir()?;
-    let csr = work.path().join("request.pem");
-    openssl(
-        Command::new("openssl")
-            .args(["req", "-new", "-newkey", "ec", "-pkeyopt"])
-            .arg("ec_paramgen_curve:P-256")
-            .args(["-nodes", "-sha256", "-utf8", "-subj"])
-            .arg(format!(
-                "/C=PL/O=Symulator GSKO/CN={}",
-                common_name.replace('\\', "\\\\").replace('/', "\\/")
-            ))
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&csr),
-    )?;
-    let database = work.path().join("index.txt");
-    std::fs::write(&database, b"")?;
-    // `openssl ca` wants a serial file even when `-rand_serial` chooses the number.
-    let serial = work.path().join("serial");
-    std::fs::write(&serial, b"01\n")?;
-    let config = work.path().join("ca.cnf");
-    std::fs::write(
-        &config,
-        format!(
-            "[ca]\ndefault_ca = self\n[self]\ndatabase = {database}\nnew_certs_dir = {work}\nserial = {serial}\n\
-             default_md = sha256\npolicy = anything\nunique_subject = no\npreserve = yes\n\
-             x509_extensions = extensions\n\
-             [anything]\ncountryName = optional\norganizationName = optional\ncommonName = supplied\n\
-             [extensions]\nbasicConstraints = CA:FALSE\nkeyUsage = digitalSignature, keyAgreement\n\
-             subjectKeyIdentifier = hash\n",
-            database = database.display(),
-            serial = serial.display(),
-            work = work.path().display(),
-        ),
-    )?;
-    openssl(
-        Command::new("openssl")
-            .args([
-                "ca",
-                "-batch",
-                "-selfsign",
-                "-notext",
-                "-utf8",
-                "-rand_serial",
-            ])
-            .arg("-config")
-            .arg(&config)
-            .arg("-keyfile")
-            .arg(&key)
-            .arg("-in")
-            .arg(&csr)
-            .args([
-                "-startdate",
-                "20200101000000Z",
-                "-enddate",
-                "20451231235959Z",
-            ])
-            .arg("-out")
-            .arg(&cert),
+    self_signed_certificate(
+        KeyType::EcP256,
+        common_name,
+        "digitalSignature, keyAgreement",
+        &key,
+        &cert,
     )?;
     Ok((key, cert))
-}
-
-fn openssl(command: &mut Command) -> io::Result<()> {
-    let out = command.output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "openssl failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
 }
 
 #[cfg(test)]
