@@ -20,7 +20,7 @@ pub mod xmldsig;
 pub use decrypt::DecryptionKey;
 pub use service::{LoginService, Return, SessionError, SessionPolicy};
 pub use session::{SessionKeys, TokenError};
-pub use sp::{AuthnRequest, ServiceProvider, SpSettings};
+pub use sp::{AuthnRequest, IdpEndpoints, ServiceProvider, SpSettings};
 pub use xmldsig::{certificates_from_pem, Signer};
 
 use chrono::{DateTime, Utc};

@@ -44,6 +44,48 @@ pub struct SpSettings {
     pub require_signed_assertion: bool,
 }
 
+/// Where an identity provider answers: login.gov.pl, or a simulator of it.
+#[derive(Debug, Clone)]
+pub struct IdpEndpoints {
+    pub entity_id: String,
+    pub sso_url: String,
+    pub artifact_resolution_url: String,
+    pub logout_url: String,
+}
+
+impl IdpEndpoints {
+    /// login.gov.pl's paths under `base` (`https://login.gov.pl`, a simulator's address).
+    pub fn under(entity_id: &str, base: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        IdpEndpoints {
+            entity_id: entity_id.to_owned(),
+            sso_url: format!("{base}/login/SingleSignOnService"),
+            artifact_resolution_url: format!("{base}/login-services/idpArtifactResolutionService"),
+            logout_url: format!("{base}/login-services/singleLogoutService"),
+        }
+    }
+}
+
+impl SpSettings {
+    /// A municipality's service provider: SPType `public`, LoA substantial, 60 s of clock
+    /// skew, signed assertions required, the entity id as the provider name.
+    pub fn new(entity_id: &str, acs_url: &str, idp: IdpEndpoints) -> Self {
+        SpSettings {
+            entity_id: entity_id.to_owned(),
+            provider_name: entity_id.to_owned(),
+            sp_type: "public".to_owned(),
+            acs_url: acs_url.to_owned(),
+            idp_entity_id: idp.entity_id,
+            sso_url: idp.sso_url,
+            artifact_resolution_url: idp.artifact_resolution_url,
+            logout_url: idp.logout_url,
+            loa: Loa::Substantial,
+            clock_skew: Duration::seconds(60),
+            require_signed_assertion: true,
+        }
+    }
+}
+
 /// The SP's keys and the certificates it trusts.
 pub struct ServiceProvider {
     settings: SpSettings,

@@ -7,8 +7,8 @@ mod support;
 use base64::Engine;
 use chrono::Duration;
 use gsko_login::{
-    certificates_from_pem, DecryptionKey, Loa, LoginError, LoginService, Return, ServiceProvider,
-    SessionError, SessionKeys, SessionPolicy, Signer, SpSettings,
+    certificates_from_pem, DecryptionKey, IdpEndpoints, LoginError, LoginService, Return,
+    ServiceProvider, SessionError, SessionKeys, SessionPolicy, Signer, SpSettings,
 };
 use gsko_sim::login::{make_sp_credentials, SpCredentials};
 use gsko_store::SqliteStore;
@@ -140,22 +140,11 @@ async fn interop(resident: &str) -> Interop {
     let dir = tempfile::tempdir().unwrap();
     let creds = make_sp_credentials(dir.path()).unwrap();
     let idp = PysamlIdp::start(dir.path(), &creds, resident);
-    let settings = SpSettings {
-        entity_id: SP_ENTITY.into(),
-        provider_name: "GSKO test".into(),
-        sp_type: "public".into(),
-        acs_url: ACS.into(),
-        idp_entity_id: IDP_ENTITY.into(),
-        sso_url: idp.sso_url(),
-        artifact_resolution_url: format!(
-            "{}/login-services/idpArtifactResolutionService",
-            idp.base_url
-        ),
-        logout_url: format!("{}/login-services/singleLogoutService", idp.base_url),
-        loa: Loa::Substantial,
-        clock_skew: Duration::seconds(60),
-        require_signed_assertion: true,
-    };
+    let settings = SpSettings::new(
+        SP_ENTITY,
+        ACS,
+        IdpEndpoints::under(IDP_ENTITY, &idp.base_url),
+    );
     let sp = ServiceProvider::new(
         settings,
         Signer::from_pem(&creds.signing_cert_pem, &creds.signing_key_pem).unwrap(),

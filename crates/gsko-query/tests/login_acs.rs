@@ -37,19 +37,11 @@ async fn world() -> World {
     )
     .unwrap();
     let sp = gsko_login::ServiceProvider::new(
-        gsko_login::SpSettings {
-            entity_id: "gsko.test".into(),
-            provider_name: "GSKO".into(),
-            sp_type: "public".into(),
-            acs_url: ACS.into(),
-            idp_entity_id: sim.entity_id().into(),
-            sso_url: sim.sso_url(),
-            artifact_resolution_url: sim.artifact_resolution_url(),
-            logout_url: sim.logout_url(),
-            loa: gsko_login::Loa::Substantial,
-            clock_skew: chrono::Duration::seconds(60),
-            require_signed_assertion: true,
-        },
+        gsko_login::SpSettings::new(
+            "gsko.test",
+            ACS,
+            gsko_login::IdpEndpoints::under(sim.entity_id(), sim.base_url()),
+        ),
         gsko_login::Signer::from_pem(&creds.signing_cert_pem, &creds.signing_key_pem).unwrap(),
         gsko_login::DecryptionKey::from_pem(&creds.encryption_key_pem).unwrap(),
         gsko_login::certificates_from_pem(sim.idp_certificate_pem()).unwrap(),

@@ -14,7 +14,7 @@
 use crate::bench::{fresh_database_named, peak_rss_kb, percentiles, tempfile_dir};
 use anyhow::{bail, Context, Result};
 use gsko_login::{
-    certificates_from_pem, DecryptionKey, Loa, LoginService, ServiceProvider, SessionKeys,
+    certificates_from_pem, DecryptionKey, IdpEndpoints, LoginService, ServiceProvider, SessionKeys,
     SessionPolicy, Signer, SpSettings,
 };
 use gsko_sim::login::{make_sp_credentials, LoginSim, LoginSimConfig, SimIdentity};
@@ -44,19 +44,11 @@ fn hidden(page: &str, name: &str) -> Option<String> {
 }
 
 fn settings(sim: &LoginSim, acs: &str) -> SpSettings {
-    SpSettings {
-        entity_id: SP_ENTITY.into(),
-        provider_name: "GSKO bench".into(),
-        sp_type: "public".into(),
-        acs_url: acs.into(),
-        idp_entity_id: sim.entity_id().into(),
-        sso_url: sim.sso_url(),
-        artifact_resolution_url: sim.artifact_resolution_url(),
-        logout_url: sim.logout_url(),
-        loa: Loa::Substantial,
-        clock_skew: chrono::Duration::seconds(60),
-        require_signed_assertion: true,
-    }
+    SpSettings::new(
+        SP_ENTITY,
+        acs,
+        IdpEndpoints::under(sim.entity_id(), sim.base_url()),
+    )
 }
 
 /// One login as a browser makes it; the time from `GET /login` to the session cookie.

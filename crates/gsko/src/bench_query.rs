@@ -680,21 +680,12 @@ fn login_service(
     let dir = tempfile_dir()?.join("login-keys");
     std::fs::create_dir_all(&dir)?;
     let creds = gsko_sim::login::make_sp_credentials(&dir).context("SP keys (openssl)")?;
-    let nowhere = "http://127.0.0.1:9/login";
     let sp = gsko_login::ServiceProvider::new(
-        gsko_login::SpSettings {
-            entity_id: "gsko-bench".into(),
-            provider_name: "GSKO bench".into(),
-            sp_type: "public".into(),
-            acs_url: "http://127.0.0.1:9/login/acs".into(),
-            idp_entity_id: "symulator.login.gov.pl".into(),
-            sso_url: nowhere.into(),
-            artifact_resolution_url: nowhere.into(),
-            logout_url: nowhere.into(),
-            loa: gsko_login::Loa::Substantial,
-            clock_skew: chrono::Duration::seconds(60),
-            require_signed_assertion: true,
-        },
+        gsko_login::SpSettings::new(
+            "gsko-bench",
+            "http://127.0.0.1:9/login/acs",
+            gsko_login::IdpEndpoints::under("symulator.login.gov.pl", "http://127.0.0.1:9"),
+        ),
         gsko_login::Signer::from_pem(&creds.signing_cert_pem, &creds.signing_key_pem)?,
         gsko_login::DecryptionKey::from_pem(&creds.encryption_key_pem)?,
         gsko_login::certificates_from_pem(&creds.signing_cert_pem)?,

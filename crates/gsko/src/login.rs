@@ -4,8 +4,8 @@
 use anyhow::{anyhow, Context, Result};
 use gsko_config::{Config, LoginConfig};
 use gsko_login::{
-    certificates_from_pem, DecryptionKey, Loa, LoginService, ServiceProvider, SessionKeys,
-    SessionPolicy, Signer, SpSettings,
+    certificates_from_pem, DecryptionKey, IdpEndpoints, Loa, LoginService, ServiceProvider,
+    SessionKeys, SessionPolicy, Signer, SpSettings,
 };
 use gsko_store::LoginStore;
 use std::sync::Arc;
@@ -17,21 +17,22 @@ fn read(cfg: &Config, path: &std::path::Path, what: &str) -> Result<String> {
 
 /// The SP's settings as configured (the ACS defaults to the public URL's `/login/acs`).
 pub fn settings(cfg: &Config, l: &LoginConfig) -> SpSettings {
-    SpSettings {
-        entity_id: l.entity_id.clone(),
-        provider_name: l.provider_name.clone(),
-        sp_type: l.sp_type.clone(),
-        acs_url: l
-            .acs_url
-            .clone()
-            .unwrap_or_else(|| format!("{}/login/acs", crate::payments::public_url(cfg))),
-        idp_entity_id: l.idp_entity_id.clone(),
+    let acs = l
+        .acs_url
+        .clone()
+        .unwrap_or_else(|| format!("{}/login/acs", crate::payments::public_url(cfg)));
+    let idp = IdpEndpoints {
+        entity_id: l.idp_entity_id.clone(),
         sso_url: l.sso_url.clone(),
         artifact_resolution_url: l.artifact_resolution_url.clone(),
         logout_url: l.logout_url.clone(),
+    };
+    SpSettings {
+        provider_name: l.provider_name.clone(),
+        sp_type: l.sp_type.clone(),
         loa: Loa::from_name(&l.loa).unwrap_or(Loa::Substantial),
         clock_skew: chrono::Duration::seconds(i64::from(l.clock_skew_seconds)),
-        require_signed_assertion: true,
+        ..SpSettings::new(&l.entity_id, &acs, idp)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use chrono::{Duration, Utc};
 use gsko_login::{
-    certificates_from_pem, DecryptionKey, Loa, LoginService, ServiceProvider, SessionKeys,
+    certificates_from_pem, DecryptionKey, IdpEndpoints, LoginService, ServiceProvider, SessionKeys,
     SessionPolicy, Signer, SpSettings,
 };
 use gsko_sim::login::{make_sp_credentials, LoginSim, LoginSimConfig, SimIdentity, SpCredentials};
@@ -26,19 +26,11 @@ pub struct World {
 }
 
 pub fn settings(sim: &LoginSim) -> SpSettings {
-    SpSettings {
-        entity_id: SP_ENTITY.into(),
-        provider_name: "GSKO test".into(),
-        sp_type: "public".into(),
-        acs_url: ACS.into(),
-        idp_entity_id: sim.entity_id().into(),
-        sso_url: sim.sso_url(),
-        artifact_resolution_url: sim.artifact_resolution_url(),
-        logout_url: sim.logout_url(),
-        loa: Loa::Substantial,
-        clock_skew: Duration::seconds(60),
-        require_signed_assertion: true,
-    }
+    SpSettings::new(
+        SP_ENTITY,
+        ACS,
+        IdpEndpoints::under(sim.entity_id(), sim.base_url()),
+    )
 }
 
 pub fn service_provider(sim: &LoginSim, creds: &SpCredentials) -> ServiceProvider {

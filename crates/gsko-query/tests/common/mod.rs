@@ -47,21 +47,12 @@ pub fn login_service(
     dir: &std::path::Path,
 ) -> Arc<gsko_login::LoginService> {
     let creds = gsko_sim::login::make_sp_credentials(dir).unwrap();
-    let nowhere = "http://127.0.0.1:9/login";
     let sp = gsko_login::ServiceProvider::new(
-        gsko_login::SpSettings {
-            entity_id: "gsko.test".into(),
-            provider_name: "GSKO".into(),
-            sp_type: "public".into(),
-            acs_url: "http://gsko.test/login/acs".into(),
-            idp_entity_id: "symulator.login.gov.pl".into(),
-            sso_url: nowhere.into(),
-            artifact_resolution_url: nowhere.into(),
-            logout_url: nowhere.into(),
-            loa: gsko_login::Loa::Substantial,
-            clock_skew: chrono::Duration::seconds(60),
-            require_signed_assertion: true,
-        },
+        gsko_login::SpSettings::new(
+            "gsko.test",
+            "http://gsko.test/login/acs",
+            gsko_login::IdpEndpoints::under("symulator.login.gov.pl", "http://127.0.0.1:9"),
+        ),
         gsko_login::Signer::from_pem(&creds.signing_cert_pem, &creds.signing_key_pem).unwrap(),
         gsko_login::DecryptionKey::from_pem(&creds.encryption_key_pem).unwrap(),
         gsko_login::certificates_from_pem(&creds.signing_cert_pem).unwrap(),
