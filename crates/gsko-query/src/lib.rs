@@ -335,11 +335,11 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The portal key a token belongs to. Hashes are compared, not keys: equal-length digests,
-/// and no key material kept in memory.
-pub(crate) fn portal_key<'a>(state: &'a AppState, token: &str) -> Option<&'a PortalKey> {
+/// The index in `state.keys` of the portal key a token belongs to. Hashes are compared, not
+/// keys: equal-length digests, and no key material kept in memory.
+pub(crate) fn portal_key(state: &AppState, token: &str) -> Option<usize> {
     let hash = gsko_config::sha256(token.as_bytes());
-    state.keys.iter().find(|k| k.key_sha256 == hash)
+    state.keys.iter().position(|k| k.key_sha256 == hash)
 }
 
 fn authenticate<'a>(state: &'a AppState, req: &'a Authed) -> Result<Caller<'a>, ApiError> {

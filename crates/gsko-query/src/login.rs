@@ -99,16 +99,7 @@ async fn principal_of(state: &AppState, headers: &HeaderMap) -> Principal {
             Err(_) => Principal::BadSession,
         };
     }
-    match portal_key(state, credential) {
-        Some(k) => Principal::Portal(
-            state
-                .keys
-                .iter()
-                .position(|x| std::ptr::eq(x, k))
-                .unwrap_or_default(),
-        ),
-        None => Principal::UnknownKey,
-    }
+    portal_key(state, credential).map_or(Principal::UnknownKey, Principal::Portal)
 }
 
 /// Resolves the caller once per request, for the audit, the limiter and the handlers.

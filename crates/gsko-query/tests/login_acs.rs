@@ -100,6 +100,19 @@ async fn call(w: &World, req: Request<Body>) -> (StatusCode, axum::http::HeaderM
     (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// `req` sent with the session cookie `token`.
+async fn with_cookie(
+    w: &World,
+    req: axum::http::request::Builder,
+    token: &str,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let req = req
+        .header(header::COOKIE, format!("gsko_session={token}"))
+        .body(Body::empty())
+        .unwrap();
+    call(w, req).await
+}
+
 /// The browser's round: GSKO's form → the simulator → GSKO's ACS; the ACS answer.
 async fn log_in(w: &World) -> (StatusCode, axum::http::HeaderMap, String) {
     let (s, h, form) = call(
@@ -205,39 +218,18 @@ async fn a_login_sets_a_secure_cookie_and_a_refused_one_is_audited() {
         .to_owned();
 
     // The cookie reads the resident's own data.
-    let (s, _, body) = call(
-        &w,
-        Request::get("/v1/resident/summary")
-            .header(header::COOKIE, format!("gsko_session={token}"))
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let (s, _, body) = with_cookie(&w, Request::get("/v1/resident/summary"), &token).await;
     assert_eq!(s, StatusCode::OK, "{body}");
 
     // Logout: the session ends here and at login.gov.pl; the cookie is cleared.
-    let (s, h, _) = call(
-        &w,
-        Request::post("/logout")
-            .header(header::COOKIE, format!("gsko_session={token}"))
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let (s, h, _) = with_cookie(&w, Request::post("/logout"), &token).await;
     assert_eq!(s, StatusCode::OK);
     assert!(h[header::SET_COOKIE]
         .to_str()
         .unwrap()
         .contains("Max-Age=0"));
     assert_eq!(w.sim.logged_out().len(), 1);
-    let (s, _, _) = call(
-        &w,
-        Request::get("/v1/session")
-            .header(header::COOKIE, format!("gsko_session={token}"))
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let (s, _, _) = with_cookie(&w, Request::get("/v1/session"), &token).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
     // All three are in the audit: the refusal with its reason, the login and the logout under
